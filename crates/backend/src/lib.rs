@@ -1,0 +1,176 @@
+//! The numeric backend: tch 0.24 over libtorch 2.11.0 (the `torch==2.11.0` wheel from PyPI,
+//! the same version the H100/H200 machines run, so a binary built here runs there on their
+//! libtorch). See `docs/decisions.md` for the measurements behind the choice.
+//!
+//! This crate holds what every model-side crate shares: device selection, thread setup,
+//! atomic safetensors I/O with PyTorch-style names, and the backend micro-benchmark.
+
+pub mod bench;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+pub use tch;
+use tch::{Device, Tensor};
+
+/// Everything that can go wrong in the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("`{0}` is not a device; use `cpu`, `cuda` or `cuda:N`")]
+    BadDevice(String),
+    #[error(
+        "CUDA was requested but libtorch sees no CUDA device{detail}. Use `--device cpu`, or run on \
+         a machine with an NVIDIA GPU and point LD_LIBRARY_PATH at its libtorch 2.11 (torch/lib)"
+    )]
+    CudaUnavailable { detail: String },
+    #[error("could not write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a readable safetensors file ({detail}); it may be truncated or corrupt")]
+    CorruptWeights { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A device as the user names it: `cpu`, `cuda` (device 0) or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| Error::BadDevice(s.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// The libtorch device, checking that it exists.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(i) => {
+                let count = tch::Cuda::device_count() as usize;
+                if count == 0 {
+                    Err(Error::CudaUnavailable { detail: String::new() })
+                } else if i >= count {
+                    Err(Error::CudaUnavailable { detail: format!(" with index {i} (it sees {count})") })
+                } else {
+                    Ok(Device::Cuda(i))
+                }
+            }
+        }
+    }
+}
+
+/// Sets libtorch's intra-op thread count (0 keeps libtorch's default, one per core).
+pub fn set_threads(threads: usize) {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+}
+
+/// Writes named tensors as safetensors, atomically: to a temporary file in the same
+/// directory, then renamed over `path`, so a crash never leaves a half-written file.
+///
+/// Names and layouts are PyTorch's (`encoder.conv1.weight`, Linear `[out, in]`), so
+/// `safetensors.torch.load_file` gives a state dict a PyTorch module can load.
+pub fn save_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let tmp = temp_path(path);
+    let cpu: Vec<(String, Tensor)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous())).collect();
+    if let Err(e) = Tensor::write_safetensors(&cpu, &tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Write { path: path.to_owned(), source }
+    })
+}
+
+/// Reads every tensor of a safetensors file onto `device`.
+pub fn load_safetensors(path: &Path, device: Device) -> Result<Vec<(String, Tensor)>> {
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| Error::CorruptWeights { path: path.to_owned(), detail: e.to_string() })?;
+    Ok(tensors.into_iter().map(|(n, t)| (n, t.to_device(device))).collect())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn device_names_parse() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("cuda:3".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(3));
+        for bad in ["gpu0", "cuda:", "cuda:x", "tpu"] {
+            assert!(bad.parse::<DeviceSpec>().is_err(), "{bad}");
+        }
+        assert_eq!(DeviceSpec::Cuda(1).to_string(), "cuda:1");
+    }
+
+    #[test]
+    fn cuda_request_fails_clearly_without_a_gpu() {
+        if tch::Cuda::device_count() == 0 {
+            let err = DeviceSpec::Cuda(0).resolve().unwrap_err().to_string();
+            assert!(err.contains("--device cpu"), "{err}");
+        }
+        assert_eq!(DeviceSpec::Cpu.resolve().unwrap(), Device::Cpu);
+    }
+
+    #[test]
+    fn safetensors_round_trip_is_exact_and_atomic() {
+        let dir = std::env::temp_dir().join(format!("gradplan-backend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        tch::manual_seed(0);
+        let w = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
+        let b = Tensor::randn([4], (Kind::Float, Device::Cpu));
+        save_safetensors(
+            &path,
+            &[("fc.weight".into(), w.shallow_clone()), ("fc.bias".into(), b.shallow_clone())],
+        )
+        .unwrap();
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "temporary file left behind: {leftovers:?}");
+        let back = load_safetensors(&path, Device::Cpu).unwrap();
+        let get = |n: &str| back.iter().find(|(k, _)| k == n).map(|(_, t)| t.shallow_clone()).unwrap();
+        assert!(get("fc.weight").equal(&w));
+        assert!(get("fc.bias").equal(&b));
+        assert_eq!(get("fc.weight").size(), vec![4, 3]);
+
+        std::fs::write(&path, b"not a safetensors file").unwrap();
+        let err = load_safetensors(&path, Device::Cpu).unwrap_err();
+        assert!(matches!(err, Error::CorruptWeights { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,182 @@
+//! `gradplan bench …`: benchmarks that print a table (never timed tests).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use gradplan_backend::bench::{grad_mpc_iteration, GradMpcBench};
+use gradplan_backend::DeviceSpec;
+use gradplan_config::{EnvConfig, ObsKind, PixelMode};
+use gradplan_env::{make_env, PAPER_TASKS};
+use std::process::Command;
+use std::time::Instant;
+
+const ENV_REFERENCE: &str = include_str!("../../../scripts/bench_env_reference.py");
+const BACKEND_REFERENCE: &str = include_str!("../../../scripts/bench_backend_reference.py");
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// One Grad-MPC iteration (H=12 RSSM transition + reward, backward to the actions) in
+    /// tch, beside the identical PyTorch code in the project's Python environment.
+    Backend(BackendArgs),
+    /// Cost of one simulator step and one 64×64 render through the Rust API vs the same
+    /// loop in Python, per task.
+    Env(EnvBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Candidate counts J to time.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100")]
+    candidates: Vec<i64>,
+    /// Planning horizon H.
+    #[arg(long, default_value_t = 12)]
+    horizon: i64,
+    /// Action dimension.
+    #[arg(long, default_value_t = 1)]
+    action_dim: i64,
+    /// libtorch threads (the PyTorch reference uses the same number).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed iterations per configuration.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// `cpu` or `cuda[:N]`.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Skip the PyTorch reference.
+    #[arg(long)]
+    no_reference: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvBenchArgs {
+    /// Tasks to time (default: the paper's seven).
+    #[arg(long, value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// Simulator steps timed per task.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Renders timed per task.
+    #[arg(long, default_value_t = 50)]
+    renders: usize,
+}
+
+pub fn run(cmd: &BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Backend(args) => backend(args),
+        BenchCommand::Env(args) => env(args),
+    }
+}
+
+fn venv_python() -> Result<std::path::PathBuf> {
+    Ok(gradplan_env::dmc::find_venv()?.join("bin").join("python"))
+}
+
+/// Runs an embedded reference script in the project's Python and parses its JSON line.
+fn python_reference(script: &str, args: &[String]) -> Result<serde_json::Value> {
+    let python = venv_python()?;
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("MUJOCO_GL", std::env::var("MUJOCO_GL").unwrap_or_else(|_| "egl".into()))
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("the Python reference failed: {}", err.lines().last().unwrap_or("no output"));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).context("parsing the Python reference's output")
+}
+
+fn backend(args: &BackendArgs) -> Result<()> {
+    gradplan_backend::set_threads(args.threads);
+    let device = args.device.resolve()?;
+    println!(
+        "Grad-MPC iteration, H={} |A|={} belief=200 state=30 hidden=200, {} threads, {}",
+        args.horizon, args.action_dim, args.threads, args.device
+    );
+    println!(
+        "{:>6} {:>14} {:>14} {:>16} {:>16}",
+        "J", "tch mean ms", "tch min ms", "PyTorch mean ms", "PyTorch min ms"
+    );
+    for &j in &args.candidates {
+        let cfg = GradMpcBench {
+            candidates: j,
+            horizon: args.horizon,
+            action_dim: args.action_dim,
+            iters: args.iters,
+            ..Default::default()
+        };
+        let ours = grad_mpc_iteration(&cfg, device);
+        let reference = if args.no_reference || device.is_cuda() {
+            None
+        } else {
+            let a =
+                [j, args.horizon, args.action_dim, args.threads as i64, args.iters as i64, cfg.warmup as i64];
+            Some(python_reference(BACKEND_REFERENCE, &a.map(|x| x.to_string()))?)
+        };
+        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
+        println!(
+            "{:>6} {:>14.2} {:>14.2} {:>16} {:>16}",
+            j,
+            ours.mean_ms,
+            ours.min_ms,
+            fmt(reference.as_ref().and_then(|r| r["mean_ms"].as_f64())),
+            fmt(reference.as_ref().and_then(|r| r["min_ms"].as_f64())),
+        );
+    }
+    Ok(())
+}
+
+fn env(args: &EnvBenchArgs) -> Result<()> {
+    let tasks: Vec<String> = if args.tasks.is_empty() {
+        PAPER_TASKS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.tasks.clone()
+    };
+    println!("one simulator step (action repeat 1) and one 64×64 render, Rust API vs Python dm_control");
+    println!(
+        "{:<26} {:>14} {:>14} {:>16} {:>16}",
+        "task", "Rust step µs", "Python step µs", "Rust render ms", "Python render ms"
+    );
+    for task in &tasks {
+        let cfg = EnvConfig {
+            task: task.clone(),
+            obs: ObsKind::State,
+            pixel_mode: PixelMode::Direct,
+            action_repeat: Some(1),
+            ..EnvConfig::default()
+        };
+        let mut env = make_env(&cfg).with_context(|| format!("loading {task}"))?;
+        let dim = env.action_spec().dim();
+        env.reset(Some(0))?;
+        let action = vec![0.1f32; dim];
+        let start = Instant::now();
+        for _ in 0..args.steps {
+            if env.step(&action)?.done() {
+                env.reset(None)?;
+            }
+        }
+        let step_us = start.elapsed().as_secs_f64() / args.steps as f64 * 1e6;
+        env.render(64, 64)?;
+        let start = Instant::now();
+        for _ in 0..args.renders {
+            env.render(64, 64)?;
+        }
+        let render_ms = start.elapsed().as_secs_f64() / args.renders as f64 * 1e3;
+        let reference = python_reference(
+            ENV_REFERENCE,
+            &[task.clone(), args.steps.to_string(), args.renders.to_string(), "64".into()],
+        )?;
+        println!(
+            "{:<26} {:>14.1} {:>14.1} {:>16.2} {:>16.2}",
+            task,
+            step_us,
+            reference["step_us"].as_f64().unwrap_or(f64::NAN),
+            render_ms,
+            reference["render_ms"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `gradplan`: gradient-based planning with learned world models, from the command line.
+
+mod bench;
+mod rollout;
+mod video;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Model-based RL that plans by gradient descent through a learned world model
+/// (S V, Jalagam, LeCun, Sobal 2023), on the real DeepMind Control Suite.
+#[derive(Debug, Parser)]
+#[command(name = "gradplan", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List tasks with their action dimension, action repeat and observation shapes.
+    Tasks(rollout::TasksArgs),
+    /// Run real episodes with a fixed policy, print each return, optionally save a GIF.
+    Rollout(rollout::RolloutArgs),
+    /// Benchmarks that print a table.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        Command::Tasks(args) => rollout::tasks(&args),
+        Command::Rollout(args) => rollout::rollout(&args),
+        Command::Bench(cmd) => bench::run(&cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Animated GIFs of what the agent saw, upscaled so a person can see them.
+
+use anyhow::{Context, Result};
+use gradplan_env::Frame;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+/// Collects frames and writes them as one looping GIF.
+pub struct GifWriter {
+    frames: Vec<Frame>,
+    scale: usize,
+    /// Delay between frames in hundredths of a second.
+    delay_cs: u16,
+}
+
+impl GifWriter {
+    /// `scale`: integer nearest-neighbour upscaling (64×64 × 4 = 256×256).
+    pub fn new(scale: usize, delay_cs: u16) -> Self {
+        GifWriter { frames: Vec::new(), scale: scale.max(1), delay_cs }
+    }
+
+    pub fn push(&mut self, frame: &Frame) {
+        self.frames.push(frame.clone());
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Writes the GIF atomically: a temporary file next to `path`, then a rename.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let first = self.frames.first().context("no frames to write")?;
+        let (w, h) = (first.width * self.scale, first.height * self.scale);
+        let width = u16::try_from(w).context("frame too wide for a GIF")?;
+        let height = u16::try_from(h).context("frame too tall for a GIF")?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tmp = path.with_extension(format!("gif.tmp{}", std::process::id()));
+        let write = || -> Result<()> {
+            let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut enc = gif::Encoder::new(BufWriter::new(file), width, height, &[])?;
+            enc.set_repeat(gif::Repeat::Infinite)?;
+            for frame in &self.frames {
+                let big = upscale(frame, self.scale);
+                let mut f = gif::Frame::from_rgb_speed(width, height, &big, 10);
+                f.delay = self.delay_cs;
+                enc.write_frame(&f)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!("writing {}", path.display())));
+        }
+        std::fs::rename(&tmp, path).with_context(|| format!("moving the GIF into {}", path.display()))
+    }
+}
+
+/// Nearest-neighbour upscaling of an `[H, W, 3]` frame.
+fn upscale(frame: &Frame, scale: usize) -> Vec<u8> {
+    let w = frame.width * scale;
+    let mut out = vec![0u8; frame.height * scale * w * 3];
+    for y in 0..frame.height * scale {
+        for x in 0..w {
+            let src = ((y / scale) * frame.width + x / scale) * 3;
+            let dst = (y * w + x) * 3;
+            out[dst..dst + 3].copy_from_slice(&frame.data[src..src + 3]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upscale_repeats_pixels() {
+        let f = Frame::new(1, 2, vec![1, 2, 3, 4, 5, 6]).unwrap();
+        let big = upscale(&f, 2);
+        assert_eq!(big.len(), 2 * 4 * 3);
+        assert_eq!(&big[0..6], &[1, 2, 3, 1, 2, 3]);
+        assert_eq!(&big[6..12], &[4, 5, 6, 4, 5, 6]);
+        assert_eq!(&big[12..18], &[1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn writes_a_decodable_gif() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.gif");
+        let mut w = GifWriter::new(4, 4);
+        for i in 0..3u8 {
+            w.push(&Frame::new(8, 8, vec![i * 80; 8 * 8 * 3]).unwrap());
+        }
+        w.save(&path).unwrap();
+        let mut dec = gif::DecodeOptions::new();
+        dec.set_color_output(gif::ColorOutput::RGBA);
+        let mut d = dec.read_info(File::open(&path).unwrap()).unwrap();
+        assert_eq!((d.width(), d.height()), (32, 32));
+        let mut n = 0;
+        while d.read_next_frame().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temporary file left behind");
+    }
+}

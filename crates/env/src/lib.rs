@@ -1,0 +1,80 @@
+//! Environments for gradplan.
+//!
+//! * [`Env`]: the interface — `reset(seed) -> Obs`, `step(action) -> Step { obs, reward,
+//!   terminated, truncated }`, with action repeat built in (rewards summed over the repeat).
+//! * [`dmc::DmcEnv`]: the real DeepMind Control Suite (dm_control 1.0.50, MuJoCo 3.17.0),
+//!   driven through an embedded CPython; rewards and frames are bit-identical to a Python user
+//!   of `dm_control.suite` with the same seed and actions.
+//! * [`native`]: small environments written in Rust with pixel rendering and a known good
+//!   policy, so everything above the environment can be tested fast and without Python.
+//! * [`preprocess`]: PlaNet's 5-bit image preprocessing.
+
+#[cfg(feature = "dmc")]
+pub mod dmc;
+pub mod native;
+pub mod preprocess;
+mod spec;
+mod tasks;
+
+pub use spec::{decisions_per_episode, ActionSpec, Env, Frame, Obs, ObsSpec, Step};
+pub use tasks::{TaskName, NATIVE_PREFIX, PAPER_TASKS};
+
+use gradplan_config::EnvConfig;
+
+/// Everything that can go wrong in an environment.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown task `{name}`: {hint}")]
+    UnknownTask { name: String, hint: String },
+    #[error("action has {got} dimensions but the task expects {expected}")]
+    ActionDim { expected: usize, got: usize },
+    #[error("action component {index} is {value}; actions must be finite numbers")]
+    NonFiniteAction { index: usize, value: f32 },
+    #[error("step called after the episode ended; call reset first")]
+    EpisodeOver,
+    #[error("step called before reset")]
+    NotReset,
+    #[error(
+        "no Python environment found{searched}. Run `scripts/setup.sh` in the gradplan checkout \
+         (it creates .venv/), or point GRADPLAN_VENV at a virtualenv with dm_control installed"
+    )]
+    NoPythonEnv { searched: String },
+    #[error(
+        "dm_control is not installed in the Python environment {venv} ({detail}). Install it with \
+         `{venv}/bin/pip install dm_control==1.0.50 mujoco==3.17.0`, or run `scripts/setup.sh`"
+    )]
+    MissingDmControl { venv: String, detail: String },
+    #[error(
+        "MuJoCo could not render headless with EGL ({detail}). Install the EGL and Mesa libraries \
+         with `apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri libgles2`, or run \
+         `scripts/setup.sh`"
+    )]
+    Egl { detail: String },
+    #[error("invalid environment settings: {0}")]
+    Config(#[from] gradplan_config::Error),
+    #[error("environment backend failed: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Builds the environment a configuration names: native tasks in Rust, everything else
+/// through dm_control.
+pub fn make_env(cfg: &EnvConfig) -> Result<Box<dyn Env>> {
+    cfg.validate()?;
+    let name = TaskName::parse(&cfg.task)?;
+    if name.is_native() {
+        return Ok(Box::new(native::make(&name, cfg)?));
+    }
+    #[cfg(feature = "dmc")]
+    {
+        Ok(Box::new(dmc::DmcEnv::new(cfg)?))
+    }
+    #[cfg(not(feature = "dmc"))]
+    {
+        Err(Error::UnknownTask {
+            name: cfg.task.clone(),
+            hint: "this build has no dm_control backend (built without the `dmc` feature)".into(),
+        })
+    }
+}
