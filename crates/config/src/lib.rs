@@ -147,6 +147,131 @@ impl EnvConfig {
     }
 }
 
+/// Activation used between the world model's layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Elu,
+    Tanh,
+}
+
+/// The PlaNet world model: RSSM, encoder/decoder, reward model, and its ELBO loss.
+/// Defaults are the seed paper's Table A.7 (PlaNet's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Deterministic (GRU) state size |h| (belief-size), 200.
+    pub belief_size: i64,
+    /// Stochastic state size |s| (state-size), 30.
+    pub state_size: i64,
+    /// Hidden width of the MLPs (hidden-size), 200.
+    pub hidden_size: i64,
+    /// Observation embedding size e (embedding-size), 1024.
+    pub embedding_size: i64,
+    /// Activation between layers, relu.
+    pub activation: Activation,
+    /// Lower bound added to every predicted std, `softplus(x) + min_std`, 0.1.
+    pub min_std: f64,
+    /// Free nats: the KL term is `max(KL, free_nats)` per time step, 3.
+    pub free_nats: f64,
+    /// Bit depth b of the image preprocessing, 5.
+    pub bit_depth: u32,
+    /// Global prior KL weight β_global against N(0, I), 0 (off).
+    pub global_kl_beta: f64,
+    /// Latent overshooting distance D, 50 (only used when a β below is non-zero).
+    pub overshooting_distance: usize,
+    /// Latent overshooting KL weight β_os, 0 (off).
+    pub overshooting_kl_beta: f64,
+    /// Latent overshooting reward loss scale, 0 (off).
+    pub overshooting_reward_scale: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            belief_size: 200,
+            state_size: 30,
+            hidden_size: 200,
+            embedding_size: 1024,
+            activation: Activation::Relu,
+            min_std: 0.1,
+            free_nats: 3.0,
+            bit_depth: 5,
+            global_kl_beta: 0.0,
+            overshooting_distance: 50,
+            overshooting_kl_beta: 0.0,
+            overshooting_reward_scale: 0.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("model.belief_size", self.belief_size),
+            ("model.state_size", self.state_size),
+            ("model.hidden_size", self.hidden_size),
+            ("model.embedding_size", self.embedding_size),
+        ] {
+            if v < 1 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !(1..=8).contains(&self.bit_depth) {
+            return Err(invalid("model.bit_depth", "must be between 1 and 8"));
+        }
+        if !positive(self.min_std) {
+            return Err(invalid("model.min_std", "must be positive"));
+        }
+        if !(self.free_nats.is_finite() && self.free_nats >= 0.0) {
+            return Err(invalid("model.free_nats", "must be non-negative"));
+        }
+        Ok(())
+    }
+}
+
+/// Adam on the world model, with gradient clipping (PlaNet's training settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Learning rate, 1e-3.
+    pub learning_rate: f64,
+    /// Adam ε, 1e-4.
+    pub adam_epsilon: f64,
+    /// Gradient clipping by global norm, 1000.
+    pub grad_clip_norm: f64,
+    /// Linear learning-rate warm-up over this many updates, 0 (off).
+    pub warmup_updates: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig { learning_rate: 1e-3, adam_epsilon: 1e-4, grad_clip_norm: 1000.0, warmup_updates: 0 }
+    }
+}
+
+impl OptimConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !positive(self.learning_rate) {
+            return Err(invalid("optim.learning_rate", "must be positive"));
+        }
+        if !positive(self.adam_epsilon) {
+            return Err(invalid("optim.adam_epsilon", "must be positive"));
+        }
+        if !positive(self.grad_clip_norm) {
+            return Err(invalid("optim.grad_clip_norm", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// True for finite numbers above zero (false for NaN).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
 fn invalid(key: &str, reason: &str) -> Error {
     Error::Invalid { key: key.into(), reason: reason.into() }
 }

@@ -1,0 +1,134 @@
+//! The `gradplan` binary as a user runs it: real dm_control episodes, GIFs, and one clear
+//! error line with a non-zero exit for bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gradplan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradplan")).args(args).env("MUJOCO_GL", "egl").output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A failure is one `error:` line on stderr, no Python traceback, and exit code != 0.
+fn assert_clear_failure(out: &Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(err.contains(needle), "stderr lacks `{needle}`: {err}");
+    assert!(!err.contains("Traceback"), "Python traceback leaked: {err}");
+    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+}
+
+#[test]
+fn tasks_lists_the_paper_tasks_with_their_specs() {
+    let out = gradplan(&["tasks"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let row = |task: &str| -> Vec<String> {
+        let line = stdout.lines().find(|l| l.split_whitespace().next() == Some(task)).unwrap();
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    // task, action dim, repeat, decisions, pixels, state
+    assert_eq!(row("cartpole-swingup")[1..4], ["1", "8", "125"]);
+    assert_eq!(row("walker-walk")[1..4], ["6", "2", "500"]);
+    assert_eq!(row("cheetah-run")[1..5], ["6", "4", "250", "[64,64,3]"]);
+    assert_eq!(row("ball_in_cup-catch")[1..4], ["2", "6", "167"]);
+    assert_eq!(row("native_pendulum-swingup")[1], "1");
+}
+
+#[test]
+fn rollout_prints_returns_and_writes_a_gif() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("nested/ep.gif");
+    let gif_arg = gif.to_str().unwrap();
+    let args =
+        ["rollout", "--task", "cartpole-swingup", "--policy", "random", "--episodes", "2", "--seed", "5"];
+    let out = gradplan(&[&args[..], &["--video", gif_arg]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let returns: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("episode"))
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(returns.len(), 2, "{stdout}");
+    assert!(returns.iter().all(|r| (0.0..=125.0 * 8.0).contains(r)), "{returns:?}");
+    // 2 episodes × (1 reset + 125 decisions) frames, 256×256.
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::RGBA);
+    let mut dec = opts.read_info(std::fs::File::open(&gif).unwrap()).unwrap();
+    assert_eq!((dec.width(), dec.height()), (256, 256));
+    let mut frames = 0;
+    while dec.read_next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 252);
+    // Same seed → same returns (returns do not depend on the observation kind, and state
+    // observations skip the rendering).
+    let episode_lines =
+        |s: &str| -> Vec<String> { s.lines().filter(|l| l.contains("episode")).map(str::to_owned).collect() };
+    assert_eq!(
+        episode_lines(&stdout),
+        episode_lines(&text(&gradplan(&[&args[..], &["--obs", "state"]].concat()).stdout))
+    );
+}
+
+#[test]
+fn native_rollout_needs_no_python() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradplan"))
+        .args(["rollout", "--task", "native_pendulum-swingup", "--obs", "state", "--policy", "zero"])
+        .env("GRADPLAN_VENV", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("over 500 decisions"));
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_error() {
+    let out = gradplan(&["rollout", "--task", "cartpole-swingupp"]);
+    assert_clear_failure(&out, "did you mean cartpole-swingup");
+    let out = gradplan(&["rollout", "--task", "cartpole"]);
+    assert_clear_failure(&out, "domain-task");
+    let out = gradplan(&["rollout", "--task", "cartpole-swingup", "--obs", "pixel"]);
+    assert_clear_failure(&out, "pixels");
+    let out = gradplan(&["rollout", "--task", "cartpole-swingup", "--bogus-flag"]);
+    assert_clear_failure(&out, "--bogus-flag");
+    let out = gradplan(&["rollout", "--task", "cartpole-swingup", "--action-repeat", "0"]);
+    assert_clear_failure(&out, "action_repeat");
+}
+
+#[test]
+fn a_missing_python_environment_says_how_to_fix_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradplan"))
+        .args(["rollout", "--task", "cartpole-swingup"])
+        .env("GRADPLAN_VENV", "/nonexistent/venv")
+        .output()
+        .unwrap();
+    assert_clear_failure(&out, "scripts/setup.sh");
+}
+
+#[test]
+fn a_venv_without_dm_control_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("bare");
+    let base = gradplan_python();
+    let made = Command::new(&base).args(["-m", "venv", "--without-pip"]).arg(&venv).status().unwrap();
+    assert!(made.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_gradplan"))
+        .args(["rollout", "--task", "cartpole-swingup"])
+        .env("GRADPLAN_VENV", &venv)
+        .output()
+        .unwrap();
+    assert_clear_failure(&out, "pip install dm_control==1.0.50 mujoco==3.17.0");
+}
+
+/// The base interpreter the project's .venv was made from (same version as the binary's).
+fn gradplan_python() -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cfg = std::fs::read_to_string(root.join(".venv/pyvenv.cfg")).expect("run scripts/setup.sh");
+    let home = cfg.lines().find_map(|l| l.strip_prefix("home = ")).unwrap().trim();
+    Path::new(home).join("python3")
+}
