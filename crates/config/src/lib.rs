@@ -5,6 +5,9 @@
 //! the resolved configuration is written into the run directory and read back by `eval` and
 //! `resume`.
 
+mod run;
+
+pub use run::{apply_override, ActionOptimizer, PlannerConfig, PlannerKind, RunConfig, TrainConfig, PRESETS};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

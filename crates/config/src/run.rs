@@ -1,0 +1,432 @@
+//! A run's whole configuration, its presets, and `--set key=value` overrides.
+
+use crate::{invalid, positive, EnvConfig, Error, ModelConfig, OptimConfig, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which planner picks the actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlannerKind {
+    /// Cross-entropy method, PlaNet's planner (the seed's A.1).
+    #[default]
+    Cem,
+    /// Gradient ascent on the predicted return, the seed's Algorithm 1.
+    GradMpc,
+    /// Model predictive path integral control.
+    Mppi,
+    /// CEM with a gradient step on the samples each iteration (Bharadhwaj et al. 2020).
+    GradCem,
+    /// The best of J random sequences (CEM with I = 1).
+    RandomShooting,
+}
+
+impl PlannerKind {
+    pub const ALL: [PlannerKind; 5] = [
+        PlannerKind::Cem,
+        PlannerKind::GradMpc,
+        PlannerKind::Mppi,
+        PlannerKind::GradCem,
+        PlannerKind::RandomShooting,
+    ];
+
+    /// Optimisation iterations I when the configuration leaves them open: the paper's 40
+    /// for Grad-MPC (Table A.7), PlaNet's 10 for the population methods, 1 for random
+    /// shooting.
+    pub fn default_iterations(self) -> usize {
+        match self {
+            PlannerKind::GradMpc => 40,
+            PlannerKind::RandomShooting => 1,
+            PlannerKind::Cem | PlannerKind::Mppi | PlannerKind::GradCem => 10,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlannerKind::Cem => "cem",
+            PlannerKind::GradMpc => "grad-mpc",
+            PlannerKind::Mppi => "mppi",
+            PlannerKind::GradCem => "grad-cem",
+            PlannerKind::RandomShooting => "random-shooting",
+        }
+    }
+}
+
+impl std::fmt::Display for PlannerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PlannerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        PlannerKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = PlannerKind::ALL.iter().map(|k| k.name()).collect();
+            invalid("planner.kind", &format!("`{s}` is not a planner; use one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// Update rule for Grad-MPC's action sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionOptimizer {
+    /// `a ← a + α ∇_a R`, as in Algorithm 1.
+    #[default]
+    Sgd,
+    /// Adam on the actions (β₁ 0.9, β₂ 0.999).
+    Adam,
+}
+
+/// Planner settings (the seed's Table A.7 for CEM and Grad-MPC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlannerConfig {
+    pub kind: PlannerKind,
+    /// H, planning horizon, 12.
+    pub horizon: usize,
+    /// I, optimisation iterations; resolved from the kind when not given.
+    pub iterations: Option<usize>,
+    /// J, candidate action sequences, 1000.
+    pub candidates: usize,
+    /// K, elites refit by CEM and GradCEM, 100.
+    pub top_k: usize,
+    /// α, step size of gradient ascent on the actions (Grad-MPC, GradCEM), 0.1.
+    pub action_lr: f64,
+    /// Update rule of Grad-MPC.
+    pub optimizer: ActionOptimizer,
+    /// Clip each time step's action-gradient norm to this value; off when absent.
+    pub grad_clip_per_step: Option<f64>,
+    /// Seed the next decision's candidates with the previous plan shifted by one step.
+    pub warm_start: bool,
+    /// λ, MPPI temperature, in units of predicted return.
+    pub mppi_temperature: f64,
+    /// σ, MPPI's sampling std around the mean sequence.
+    pub mppi_noise_std: f64,
+    /// Gradient steps on the samples per GradCEM iteration, 1.
+    pub gradcem_steps: usize,
+    /// Sample imagined stochastic states (reparameterised) rather than taking the prior
+    /// mean.
+    pub sample_imagined: bool,
+    /// γ, discount of predicted rewards inside the horizon, 1 (the paper sums them).
+    pub discount: f64,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        PlannerConfig {
+            kind: PlannerKind::Cem,
+            horizon: 12,
+            iterations: None,
+            candidates: 1000,
+            top_k: 100,
+            action_lr: 0.1,
+            optimizer: ActionOptimizer::Sgd,
+            grad_clip_per_step: None,
+            warm_start: false,
+            mppi_temperature: 0.5,
+            mppi_noise_std: 0.5,
+            gradcem_steps: 1,
+            sample_imagined: true,
+            discount: 1.0,
+        }
+    }
+}
+
+impl PlannerConfig {
+    /// I, after resolution.
+    pub fn iterations(&self) -> usize {
+        self.iterations.unwrap_or_else(|| self.kind.default_iterations())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.horizon == 0 {
+            return Err(invalid("planner.horizon", "must be at least 1"));
+        }
+        if self.candidates == 0 {
+            return Err(invalid("planner.candidates", "must be at least 1"));
+        }
+        if matches!(self.kind, PlannerKind::Cem | PlannerKind::GradCem)
+            && !(1..=self.candidates).contains(&self.top_k)
+        {
+            return Err(invalid("planner.top_k", "must be between 1 and planner.candidates"));
+        }
+        if !positive(self.action_lr) {
+            return Err(invalid("planner.action_lr", "must be positive"));
+        }
+        if !positive(self.mppi_temperature) || !positive(self.mppi_noise_std) {
+            return Err(invalid(
+                "planner.mppi_temperature",
+                "MPPI temperature and noise std must be positive",
+            ));
+        }
+        if !(self.discount > 0.0 && self.discount <= 1.0) {
+            return Err(invalid("planner.discount", "must be in (0, 1]"));
+        }
+        if let Some(c) = self.grad_clip_per_step {
+            if !positive(c) {
+                return Err(invalid("planner.grad_clip_per_step", "must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The collect/train loop (PlaNet's protocol; the seed's Table A.7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Episodes collected with uniform random actions before training, 5.
+    pub seed_episodes: usize,
+    /// Model updates between collected episodes (collect-interval), 100.
+    pub collect_interval: usize,
+    /// Sequences per update (batch-size), 50.
+    pub batch_size: usize,
+    /// Steps per sequence (chunk-size), 50.
+    pub chunk_length: usize,
+    /// Std of the Gaussian noise added to planned actions while collecting, 0.3.
+    pub exploration_noise: f64,
+    /// Test every this many collected episodes, 25.
+    pub test_interval: usize,
+    /// Noise-free episodes per test, 10.
+    pub test_episodes: usize,
+    /// Stop after this many environment (simulator) steps, including seed episodes, 100k.
+    pub total_env_steps: usize,
+    /// Replay capacity in steps, 1M.
+    pub replay_capacity: usize,
+    /// Write a checkpoint every this many collected episodes, 5.
+    pub checkpoint_interval: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed_episodes: 5,
+            collect_interval: 100,
+            batch_size: 50,
+            chunk_length: 50,
+            exploration_noise: 0.3,
+            test_interval: 25,
+            test_episodes: 10,
+            total_env_steps: 100_000,
+            replay_capacity: 1_000_000,
+            checkpoint_interval: 5,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("train.seed_episodes", self.seed_episodes),
+            ("train.batch_size", self.batch_size),
+            ("train.chunk_length", self.chunk_length),
+            ("train.test_interval", self.test_interval),
+            ("train.total_env_steps", self.total_env_steps),
+            ("train.checkpoint_interval", self.checkpoint_interval),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.chunk_length < 2 {
+            return Err(invalid("train.chunk_length", "must be at least 2"));
+        }
+        if self.replay_capacity < self.chunk_length {
+            return Err(invalid("train.replay_capacity", "must hold at least one chunk"));
+        }
+        if !(self.exploration_noise.is_finite() && self.exploration_noise >= 0.0) {
+            return Err(invalid("train.exploration_noise", "must be a non-negative number"));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a run needs; written to `config.toml` in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// The preset this configuration started from.
+    pub preset: String,
+    /// Seeds the environment, the replay sampling, the model and the planner.
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// libtorch threads (0: one per core).
+    pub threads: usize,
+    pub env: EnvConfig,
+    pub model: ModelConfig,
+    pub optim: OptimConfig,
+    pub train: TrainConfig,
+    pub planner: PlannerConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            preset: "paper".into(),
+            seed: 0,
+            device: "cpu".into(),
+            threads: 0,
+            env: EnvConfig::default(),
+            model: ModelConfig::default(),
+            optim: OptimConfig::default(),
+            train: TrainConfig::default(),
+            planner: PlannerConfig::default(),
+        }
+    }
+}
+
+/// The built-in presets: name, one-line description, TOML overlay on the defaults.
+pub const PRESETS: [(&str, &str, &str); 3] = [
+    ("paper", "the paper's protocol and PlaNet's sizes (GPU-scale)", include_str!("../presets/paper.toml")),
+    ("debug", "tiny sizes and budgets: an end-to-end run in seconds", include_str!("../presets/debug.toml")),
+    (
+        "cpu",
+        "sized to show learning on a 2-core CPU (state observations)",
+        include_str!("../presets/cpu.toml"),
+    ),
+];
+
+impl RunConfig {
+    /// Resolves a configuration once: defaults < preset < `file` < `--set` overrides, then
+    /// fills in per-planner defaults and validates everything.
+    pub fn resolve(preset: &str, file: Option<&str>, overrides: &[String]) -> Result<RunConfig> {
+        let (_, _, overlay) = PRESETS.iter().find(|(name, _, _)| *name == preset).ok_or_else(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+            invalid("preset", &format!("`{preset}` is not a preset; use one of {}", names.join(", ")))
+        })?;
+        let mut value = toml::Value::try_from(RunConfig::default())?;
+        merge(&mut value, toml::from_str(overlay)?);
+        if let Some(text) = file {
+            merge(&mut value, toml::from_str(text)?);
+        }
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        let mut cfg: RunConfig = value.try_into()?;
+        cfg.preset = preset.to_owned();
+        cfg.planner.iterations = Some(cfg.planner.iterations());
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses a resolved `config.toml` (from a run directory) and validates it.
+    pub fn from_toml(text: &str) -> Result<RunConfig> {
+        let cfg: RunConfig = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.env.validate()?;
+        self.model.validate()?;
+        self.optim.validate()?;
+        self.train.validate()?;
+        self.planner.validate()
+    }
+}
+
+/// Recursively overlays `top` onto `base` (tables merge, everything else replaces).
+fn merge(base: &mut toml::Value, top: toml::Value) {
+    match (base, top) {
+        (toml::Value::Table(b), toml::Value::Table(t)) => {
+            for (k, v) in t {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+/// Applies one `dotted.key=value` override; the value is parsed as TOML (`32`, `0.5`,
+/// `true`, `"x"`) and taken as a plain string when that fails (`cartpole-swingup`).
+pub fn apply_override(value: &mut toml::Value, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| invalid(assignment, "overrides have the form key=value, e.g. model.belief_size=64"))?;
+    let key = key.trim();
+    let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_owned()));
+    let mut node = value;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table =
+            node.as_table_mut().ok_or_else(|| invalid(key, "is not a setting (its parent is a value)"))?;
+        if i + 1 == parts.len() {
+            table.insert(part.to_string(), parsed);
+            return Ok(());
+        }
+        node = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Err(invalid(key, "empty key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_preset_is_the_papers_protocol() {
+        let cfg = RunConfig::resolve("paper", None, &[]).unwrap();
+        assert_eq!((cfg.model.belief_size, cfg.model.state_size, cfg.model.hidden_size), (200, 30, 200));
+        assert_eq!((cfg.train.batch_size, cfg.train.chunk_length, cfg.train.collect_interval), (50, 50, 100));
+        assert_eq!(
+            (cfg.planner.horizon, cfg.planner.iterations, cfg.planner.candidates),
+            (12, Some(10), 1000)
+        );
+        assert_eq!(cfg.train.total_env_steps, 100_000);
+        assert_eq!(cfg.optim.adam_epsilon, 1e-4);
+    }
+
+    #[test]
+    fn planner_iterations_follow_the_kind_unless_set() {
+        let g = RunConfig::resolve("paper", None, &["planner.kind=grad-mpc".into()]).unwrap();
+        assert_eq!(g.planner.iterations, Some(40));
+        let g = RunConfig::resolve(
+            "paper",
+            None,
+            &["planner.kind=grad-mpc".into(), "planner.iterations=7".into()],
+        )
+        .unwrap();
+        assert_eq!(g.planner.iterations, Some(7));
+    }
+
+    #[test]
+    fn overrides_win_and_typos_fail() {
+        let file = "seed = 3\n[model]\nbelief_size = 64\n";
+        let cfg = RunConfig::resolve(
+            "debug",
+            Some(file),
+            &["model.belief_size=32".into(), "env.task=walker-walk".into(), "env.obs=state".into()],
+        )
+        .unwrap();
+        assert_eq!((cfg.seed, cfg.model.belief_size, cfg.env.task.as_str()), (3, 32, "walker-walk"));
+        assert_eq!(cfg.env.obs, crate::ObsKind::State);
+        let err = RunConfig::resolve("debug", None, &["model.beleif_size=32".into()]).unwrap_err();
+        assert!(err.to_string().contains("beleif_size"), "{err}");
+        assert!(RunConfig::resolve("debug", None, &["model.belief_size=-1".into()]).is_err());
+        assert!(RunConfig::resolve("debug", None, &["nonsense".into()]).is_err());
+        assert!(RunConfig::resolve("nope", None, &[]).unwrap_err().to_string().contains("paper"));
+    }
+
+    #[test]
+    fn every_preset_resolves_and_round_trips() {
+        for (name, _, _) in PRESETS {
+            let cfg = RunConfig::resolve(name, None, &[]).unwrap();
+            let back = RunConfig::from_toml(&cfg.to_toml().unwrap()).unwrap();
+            assert_eq!(cfg, back, "{name}");
+        }
+    }
+}
