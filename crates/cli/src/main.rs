@@ -2,6 +2,7 @@
 
 mod bench;
 mod rollout;
+mod train;
 mod video;
 
 use anyhow::Result;
@@ -23,6 +24,10 @@ enum Command {
     Tasks(rollout::TasksArgs),
     /// Run real episodes with a fixed policy, print each return, optionally save a GIF.
     Rollout(rollout::RolloutArgs),
+    /// Train a world model and planner on a task (PlaNet's protocol).
+    Train(train::TrainArgs),
+    /// Continue a stopped run from its last checkpoint.
+    Resume(train::ResumeArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -33,6 +38,8 @@ fn main() -> ExitCode {
     let result: Result<()> = match cli.command {
         Command::Tasks(args) => rollout::tasks(&args),
         Command::Rollout(args) => rollout::rollout(&args),
+        Command::Train(args) => train::train(&args),
+        Command::Resume(args) => train::resume(&args),
         Command::Bench(cmd) => bench::run(&cmd),
     };
     match result {

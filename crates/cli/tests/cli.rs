@@ -132,3 +132,43 @@ fn gradplan_python() -> std::path::PathBuf {
     let home = cfg.lines().find_map(|l| l.strip_prefix("home = ")).unwrap().trim();
     Path::new(home).join("python3")
 }
+
+#[test]
+fn debug_training_runs_end_to_end_on_dm_control_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_arg = run.to_str().unwrap();
+    let args =
+        ["train", "--preset", "debug", "--task", "cartpole-swingup", "--seed", "2", "--run-dir", run_arg];
+    let out = gradplan(&[&args[..], &["--stop-after-episodes", "3"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = gradplan(&["resume", "--run-dir", run_arg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("resuming"), "{}", text(&out.stdout));
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 1 + 4, "{metrics}");
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    assert_eq!(last[1], "800", "env steps: {metrics}");
+    assert!(last[4].parse::<f64>().is_ok(), "the last episode has a test return: {metrics}");
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("preset = \"debug\"") && cfg.contains("cartpole-swingup"), "{cfg}");
+    assert!(run.join("checkpoints/LATEST").is_file());
+    let png = std::fs::read(run.join("recon/ep-000004.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // Training again into the same directory is refused.
+    let out = gradplan(&args);
+    assert_clear_failure(&out, "gradplan resume");
+    // Bad settings are refused before anything is written.
+    let bad = dir.path().join("bad");
+    let out = gradplan(&[
+        "train",
+        "--preset",
+        "debug",
+        "--set",
+        "model.belief_sise=3",
+        "--run-dir",
+        bad.to_str().unwrap(),
+    ]);
+    assert_clear_failure(&out, "belief_sise");
+    assert!(!bad.exists());
+}

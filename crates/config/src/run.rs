@@ -99,9 +99,10 @@ pub struct PlannerConfig {
     pub grad_clip_per_step: Option<f64>,
     /// Seed the next decision's candidates with the previous plan shifted by one step.
     pub warm_start: bool,
-    /// λ, MPPI temperature, in units of predicted return.
+    /// λ, MPPI temperature, in units of predicted return, 1. Scale-dependent: lower it for
+    /// tasks whose returns over the horizon are small.
     pub mppi_temperature: f64,
-    /// σ, MPPI's sampling std around the mean sequence.
+    /// σ₀, MPPI's initial sampling std around the mean sequence, 1 (refit each iteration).
     pub mppi_noise_std: f64,
     /// Gradient steps on the samples per GradCEM iteration, 1.
     pub gradcem_steps: usize,
@@ -124,8 +125,8 @@ impl Default for PlannerConfig {
             optimizer: ActionOptimizer::Sgd,
             grad_clip_per_step: None,
             warm_start: false,
-            mppi_temperature: 0.5,
-            mppi_noise_std: 0.5,
+            mppi_temperature: 1.0,
+            mppi_noise_std: 1.0,
             gradcem_steps: 1,
             sample_imagined: true,
             discount: 1.0,

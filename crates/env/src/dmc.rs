@@ -292,6 +292,12 @@ impl Env for DmcEnv {
     }
 
     fn reset(&mut self, seed: Option<u64>) -> Result<Obs> {
+        if seed.is_some_and(|s| s > u64::from(u32::MAX)) {
+            return Err(Error::Backend(format!(
+                "seed {} is too large: dm_control seeds numpy's RandomState, which takes 0..2^32",
+                seed.unwrap_or_default()
+            )));
+        }
         let bytes = Python::attach(|py| {
             let out = self.task.bind(py).call_method1("reset", (seed,)).map_err(|e| py_error(py, e))?;
             bytes_of(&out)

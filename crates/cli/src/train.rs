@@ -1,0 +1,113 @@
+//! `gradplan train` and `gradplan resume`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use gradplan_config::RunConfig;
+use gradplan_train::{RunOptions, Trainer};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Task as `domain-task` (default: the preset's, cartpole-swingup).
+    #[arg(long)]
+    task: Option<String>,
+    /// cem, grad-mpc, mppi, grad-cem or random-shooting (default: cem, PlaNet's).
+    #[arg(long)]
+    planner: Option<String>,
+    /// pixels or state.
+    #[arg(long)]
+    obs: Option<String>,
+    /// Seeds everything in the run.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Settings preset: paper, debug or cpu.
+    #[arg(long, default_value = "paper")]
+    preset: String,
+    /// A TOML file of settings, applied over the preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any setting, e.g. `--set model.belief_size=64` (repeatable; applied last).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// libtorch threads (0: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where the run writes config.toml, metrics.csv, checkpoints and images
+    /// (default: runs/<task>-<planner>-seed<seed>).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Stop after this many episodes in this invocation; `gradplan resume` continues.
+    #[arg(long, hide = true)]
+    stop_after_episodes: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run directory to continue.
+    #[arg(long)]
+    run_dir: PathBuf,
+    #[arg(long, hide = true)]
+    stop_after_episodes: Option<usize>,
+}
+
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    // Command-line flags sit between the file and the explicit --set overrides.
+    let mut overrides = Vec::new();
+    let flag = |key: &str, v: &Option<String>| v.as_ref().map(|v| format!("{key}=\"{v}\""));
+    overrides.extend(flag("env.task", &args.task));
+    overrides.extend(flag("planner.kind", &args.planner));
+    overrides.extend(flag("env.obs", &args.obs));
+    overrides.extend(flag("device", &args.device));
+    overrides.extend(args.seed.map(|s| format!("seed={s}")));
+    overrides.extend(args.threads.map(|t| format!("threads={t}")));
+    overrides.extend(args.overrides.iter().cloned());
+    let cfg = RunConfig::resolve(&args.preset, file.as_deref(), &overrides)?;
+    let run_dir = args.run_dir.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}-seed{}", cfg.env.task, cfg.planner.kind, cfg.seed))
+    });
+    println!(
+        "training {} from {} with {} (preset {}, seed {}, {}) in {}",
+        cfg.env.task,
+        cfg.env.obs,
+        cfg.planner.kind,
+        cfg.preset,
+        cfg.seed,
+        cfg.device,
+        run_dir.display()
+    );
+    let mut trainer = Trainer::create(cfg, &run_dir)?;
+    run(&mut trainer, args.stop_after_episodes, &run_dir)
+}
+
+pub fn resume(args: &ResumeArgs) -> Result<()> {
+    let mut trainer = Trainer::resume(&args.run_dir)?;
+    let c = trainer.counters();
+    println!(
+        "resuming {} at episode {} ({} env steps, {} updates)",
+        args.run_dir.display(),
+        c.episodes,
+        c.env_steps,
+        c.updates
+    );
+    run(&mut trainer, args.stop_after_episodes, &args.run_dir)
+}
+
+fn run(trainer: &mut Trainer, stop_after_episodes: Option<usize>, run_dir: &std::path::Path) -> Result<()> {
+    trainer.run(&RunOptions { stop_after_episodes, verbose: true })?;
+    let c = trainer.counters();
+    println!(
+        "stopped at episode {} after {} env steps and {} model updates; metrics in {}",
+        c.episodes,
+        c.env_steps,
+        c.updates,
+        run_dir.join("metrics.csv").display()
+    );
+    Ok(())
+}

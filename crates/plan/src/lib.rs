@@ -1,0 +1,405 @@
+//! Planners over a learned world model, as compared in "Gradient-based Planning with World
+//! Models" (S V, Jalagam, LeCun, Sobal 2023).
+//!
+//! Every planner maximises the paper's eq. 3 over an action sequence `a_{t:t+H}`:
+//!
+//! ```text
+//! R(a) = Σ_{i=0}^{H-1} γ^i r(ŝ_{i+1}) + γ^H v(ŝ_H),   ŝ_0 = s_t,  ŝ_{i+1} = f(ŝ_i, a_i)
+//! ```
+//!
+//! through [`rollout_return`], and sees the model only through [`LatentDynamics`]: it never
+//! names the RSSM. The family:
+//!
+//! | planner | file | optimiser |
+//! |---|---|---|
+//! | [`Cem`] | `cem.rs` | PlaNet's cross-entropy method (appendix A.1) |
+//! | random shooting | `cem.rs` | one CEM round, best sample ([`RandomShootingConfig`]) |
+//! | [`GradMpc`] | `grad_mpc.rs` | Algorithm 1: gradient ascent on J candidates |
+//! | [`Mppi`] | `mppi.rs` | model predictive path integral (Williams et al.) |
+//! | [`GradCem`] | `grad_cem.rs` | CEM with gradient steps on the samples (Bharadhwaj et al. 2020) |
+//!
+//! All work in the dynamics' own kind and device (those of [`LatentDynamics::action_low`]),
+//! batched over candidates, and draw randomness from tch's global generator, so
+//! `tch::manual_seed` before `plan` makes the action reproducible.
+//! That generator is process-wide: planning on several threads at once interleaves their
+//! draws, and tests that seed it take a lock for that reason.
+//!
+//! # Shapes
+//! Action sequences are time-major `[H, J, A]` (horizon, candidates, action dimension); a
+//! planned sequence is `[H, A]`.
+
+mod ascent;
+mod cem;
+mod grad_cem;
+mod grad_mpc;
+mod mppi;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use ascent::ActionOptimizer;
+pub use cem::{Cem, CemConfig, CemOutput, RandomShootingConfig};
+pub use grad_cem::{GradCem, GradCemConfig};
+pub use grad_mpc::{GradMpc, GradMpcConfig};
+pub use mppi::{Mppi, MppiConfig};
+
+use std::fmt;
+use std::str::FromStr;
+use tch::{Device, Kind, Tensor};
+
+/// Everything that can go wrong while planning.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {planner} setting: {reason}")]
+    Config { planner: &'static str, reason: String },
+    #[error(
+        "the dynamics' action bounds must be two [A] tensors with low <= high and A = {action_dim}; \
+         got low {low:?} and high {high:?}"
+    )]
+    Bounds { action_dim: i64, low: Vec<i64>, high: Vec<i64> },
+    #[error(
+        "the objective asks for a terminal value γ^H v(s_H) but the dynamics has no value function; \
+         set use_value = false"
+    )]
+    NoValue,
+    #[error(
+        "the planned action {action:?} is not finite; lower the action learning rate α or the initial std"
+    )]
+    NonFinite { action: Vec<f32> },
+    #[error("`{0}` is not a planner; use cem, random-shooting, grad-mpc, mppi or grad-cem")]
+    UnknownPlanner(String),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What a planner sees of a world model: batched, differentiable latent dynamics.
+pub trait LatentDynamics {
+    /// Batched latent state; for the RSSM this will be a struct of belief h `[B, 200]` and
+    /// stochastic state s `[B, 30]`.
+    type State;
+    fn action_dim(&self) -> i64;
+    /// Per-dimension action bounds, each `[A]` (DMC: -1..1).
+    fn action_low(&self) -> Tensor;
+    fn action_high(&self) -> Tensor;
+    /// The start state repeated for `n` candidates: `[1, ...] -> [n, ...]`.
+    fn expand(&self, state: &Self::State, n: i64) -> Self::State;
+    /// One imagined step s_{t+1} = f(s_t, a_t); `action` `[n, A]`. Differentiable in `action`.
+    fn step(&self, state: &Self::State, action: &Tensor) -> Self::State;
+    /// Predicted reward r(s_t) `[n]`.
+    fn reward(&self, state: &Self::State) -> Tensor;
+    /// Optional learned value v(s) `[n]` (Dreamer); None when the model has none.
+    fn value(&self, _state: &Self::State) -> Option<Tensor> {
+        None
+    }
+}
+
+/// A model predictive controller: re-plans from every new belief.
+pub trait Planner<D: LatentDynamics> {
+    /// Plans from `state` (`[1, ...]`, the current belief) and returns the first action to execute.
+    fn plan(&mut self, dynamics: &D, state: &D::State) -> Result<Plan>;
+    /// Forget warm-start state at an episode start.
+    fn reset(&mut self) {}
+}
+
+/// The outcome of one planning call.
+#[derive(Debug)]
+pub struct Plan {
+    /// a_t, the first action of [`Plan::sequence`], to execute now.
+    pub action: Vec<f32>,
+    /// R of [`Plan::sequence`] under the model (eq. 3), as last evaluated.
+    pub predicted_return: f64,
+    /// I, optimisation iterations run.
+    pub iterations: usize,
+    /// Candidate-steps the model was rolled forward (J·H per rollout), for compute accounting.
+    pub model_steps: u64,
+    /// Of those, candidate-steps also back-propagated through (gradient planners only); a
+    /// backward step costs roughly two forward ones.
+    pub backward_steps: u64,
+    /// The planned sequence a_{t:t+H} (CEM/MPPI: the final mean; Grad-MPC: the best
+    /// candidate), detached, in the dynamics' kind and device.
+    ///
+    /// # Shapes
+    /// `[H, A]`
+    pub sequence: Tensor,
+}
+
+/// The planning objective of eq. 3, shared by every planner's config.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    /// γ, per-step discount. Default 1: Algorithm 1 and PlaNet sum predicted rewards undiscounted.
+    pub discount: f64,
+    /// Add the terminal value γ^H v(s_H) (the hybrid Policy+Grad-MPC planner). Default false.
+    pub use_value: bool,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective { discount: 1.0, use_value: false }
+    }
+}
+
+impl Objective {
+    /// [`rollout_return`] with this objective.
+    pub fn returns<D: LatentDynamics>(&self, dynamics: &D, state: &D::State, actions: &Tensor) -> Tensor {
+        rollout_return(dynamics, state, actions, self.discount, self.use_value)
+    }
+
+    /// Fails early, on the `[1, ...]` start state, when a value is asked of a model without one.
+    fn check<D: LatentDynamics>(&self, dynamics: &D, state: &D::State) -> Result<()> {
+        if self.use_value && tch::no_grad(|| dynamics.value(state)).is_none() {
+            return Err(Error::NoValue);
+        }
+        Ok(())
+    }
+}
+
+/// The return of every candidate action sequence, eq. 3:
+/// `R_j = Σ_{t=0}^{H-1} γ^t r(s_{t+1}) (+ γ^H v(s_H) when `use_value` and the model has a value)`.
+///
+/// Differentiable in `actions` unless called under `tch::no_grad`. A model without a value
+/// contributes no terminal term even when `use_value` is set; planners reject that
+/// combination before they roll out ([`Error::NoValue`]).
+///
+/// # Shapes
+/// `state: [1, ...]` (expanded here to J), `actions: [H, J, A]` → `[J]`.
+pub fn rollout_return<D: LatentDynamics>(
+    dynamics: &D,
+    state: &D::State,
+    actions: &Tensor,
+    discount: f64,
+    use_value: bool,
+) -> Tensor {
+    let size = actions.size();
+    debug_assert!(size.len() == 3 && size[2] == dynamics.action_dim(), "actions {size:?}");
+    let (horizon, candidates) = (size[0], size[1]);
+    let mut s = dynamics.expand(state, candidates);
+    let mut discounted = Vec::with_capacity(horizon as usize); // H × [J]
+    let mut weight = 1.0;
+    for t in 0..horizon {
+        s = dynamics.step(&s, &actions.get(t));
+        discounted.push(dynamics.reward(&s) * weight);
+        weight *= discount;
+    }
+    let rewards = if discounted.is_empty() {
+        Tensor::zeros([candidates], (actions.kind(), actions.device()))
+    } else {
+        Tensor::stack(&discounted, 0).sum_dim_intlist(0, false, None)
+    };
+    match use_value.then(|| dynamics.value(&s)).flatten() {
+        Some(v) => rewards + v * weight,
+        None => rewards,
+    }
+}
+
+/// The dynamics' action box, checked once per `plan`.
+pub(crate) struct Bounds {
+    /// `[A]`
+    low: Tensor,
+    /// `[A]`
+    high: Tensor,
+}
+
+impl Bounds {
+    pub(crate) fn of<D: LatentDynamics>(dynamics: &D) -> Result<Bounds> {
+        let (low, high, a) = (dynamics.action_low(), dynamics.action_high(), dynamics.action_dim());
+        let ok = low.size() == [a] && high.size() == [a] && bool::try_from(low.le_tensor(&high).all())?;
+        if !ok {
+            return Err(Error::Bounds { action_dim: a, low: low.size(), high: high.size() });
+        }
+        Ok(Bounds { low, high })
+    }
+
+    /// Projects actions of any shape `[..., A]` onto the box.
+    pub(crate) fn clamp(&self, actions: &Tensor) -> Tensor {
+        actions.clamp_tensor(Some(&self.low), Some(&self.high))
+    }
+
+    /// The dynamics' kind and device, which every planner tensor follows.
+    pub(crate) fn options(&self) -> (Kind, Device) {
+        (self.low.kind(), self.low.device())
+    }
+
+    pub(crate) fn dim(&self) -> i64 {
+        self.low.size()[0]
+    }
+}
+
+/// Receding-horizon warm start: drops the executed first action and repeats the last one,
+/// the plan's best guess for the step that has just come into the horizon.
+///
+/// # Shapes
+/// `[H, A]` → `[H, A]`
+pub fn shift_sequence(sequence: &Tensor) -> Tensor {
+    let h = sequence.size()[0];
+    if h <= 1 {
+        return sequence.copy();
+    }
+    Tensor::cat(&[sequence.narrow(0, 1, h - 1), sequence.narrow(0, h - 1, 1)], 0)
+}
+
+/// Builds the [`Plan`] for a chosen `[H, A]` sequence, refusing a non-finite action.
+pub(crate) fn finish(sequence: Tensor, predicted_return: &Tensor, counts: Counts) -> Result<Plan> {
+    let sequence = sequence.detach();
+    let action = Vec::<f32>::try_from(sequence.get(0).to_device(Device::Cpu))?;
+    if action.iter().any(|a| !a.is_finite()) {
+        return Err(Error::NonFinite { action });
+    }
+    Ok(Plan {
+        action,
+        predicted_return: predicted_return.double_value(&[]),
+        iterations: counts.iterations,
+        model_steps: counts.model_steps,
+        backward_steps: counts.backward_steps,
+        sequence,
+    })
+}
+
+/// Work done by one `plan` call.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub iterations: usize,
+    pub model_steps: u64,
+    pub backward_steps: u64,
+}
+
+impl Counts {
+    /// Records one forward rollout of `[H, J, A]` actions.
+    pub(crate) fn rollout(&mut self, actions: &Tensor) {
+        let size = actions.size();
+        self.model_steps += (size[0] * size[1]) as u64;
+    }
+}
+
+pub(crate) fn config_error(planner: &'static str, reason: String) -> Error {
+    Error::Config { planner, reason }
+}
+
+/// H ≥ 1 and 1 ≤ K ≤ J.
+pub(crate) fn check_sizes(planner: &'static str, horizon: i64, candidates: i64, top_k: i64) -> Result<()> {
+    if horizon < 1 {
+        return Err(config_error(planner, format!("horizon H must be >= 1, got {horizon}")));
+    }
+    if candidates < 1 {
+        return Err(config_error(planner, format!("candidates J must be >= 1, got {candidates}")));
+    }
+    if top_k < 1 || top_k > candidates {
+        return Err(config_error(planner, format!("top_k K must be in 1..=J ({candidates}), got {top_k}")));
+    }
+    Ok(())
+}
+
+/// Checks `value > 0` (or `>= 0` when `allow_zero`) for a config field.
+pub(crate) fn positive(planner: &'static str, name: &str, value: f64, allow_zero: bool) -> Result<()> {
+    let ok = if allow_zero { value >= 0.0 } else { value > 0.0 };
+    if ok && value.is_finite() {
+        Ok(())
+    } else {
+        let bound = if allow_zero { ">= 0" } else { "> 0" };
+        Err(Error::Config { planner, reason: format!("{name} must be finite and {bound}, got {value}") })
+    }
+}
+
+/// Which planner, by its command-line name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlannerKind {
+    Cem,
+    RandomShooting,
+    GradMpc,
+    Mppi,
+    GradCem,
+}
+
+impl PlannerKind {
+    pub const ALL: [PlannerKind; 5] = [
+        PlannerKind::Cem,
+        PlannerKind::RandomShooting,
+        PlannerKind::GradMpc,
+        PlannerKind::Mppi,
+        PlannerKind::GradCem,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlannerKind::Cem => "cem",
+            PlannerKind::RandomShooting => "random-shooting",
+            PlannerKind::GradMpc => "grad-mpc",
+            PlannerKind::Mppi => "mppi",
+            PlannerKind::GradCem => "grad-cem",
+        }
+    }
+
+    /// This planner with the paper's defaults.
+    pub fn default_config(self) -> PlannerConfig {
+        match self {
+            PlannerKind::Cem => PlannerConfig::Cem(CemConfig::default()),
+            PlannerKind::RandomShooting => PlannerConfig::RandomShooting(RandomShootingConfig::default()),
+            PlannerKind::GradMpc => PlannerConfig::GradMpc(GradMpcConfig::default()),
+            PlannerKind::Mppi => PlannerConfig::Mppi(MppiConfig::default()),
+            PlannerKind::GradCem => PlannerConfig::GradCem(GradCemConfig::default()),
+        }
+    }
+}
+
+impl fmt::Display for PlannerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PlannerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        PlannerKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::UnknownPlanner(s.to_owned()))
+    }
+}
+
+/// The settings of any one planner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlannerConfig {
+    Cem(CemConfig),
+    RandomShooting(RandomShootingConfig),
+    GradMpc(GradMpcConfig),
+    Mppi(MppiConfig),
+    GradCem(GradCemConfig),
+}
+
+impl PlannerConfig {
+    pub fn kind(&self) -> PlannerKind {
+        match self {
+            PlannerConfig::Cem(_) => PlannerKind::Cem,
+            PlannerConfig::RandomShooting(_) => PlannerKind::RandomShooting,
+            PlannerConfig::GradMpc(_) => PlannerKind::GradMpc,
+            PlannerConfig::Mppi(_) => PlannerKind::Mppi,
+            PlannerConfig::GradCem(_) => PlannerKind::GradCem,
+        }
+    }
+
+    /// Checks every setting; `plan` checks again, so this is for failing before an episode.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            PlannerConfig::Cem(c) => c.validate(),
+            PlannerConfig::RandomShooting(c) => c.cem().validate(),
+            PlannerConfig::GradMpc(c) => c.validate(),
+            PlannerConfig::Mppi(c) => c.validate(),
+            PlannerConfig::GradCem(c) => c.validate(),
+        }
+    }
+
+    /// The planner, for any dynamics.
+    pub fn init<D: LatentDynamics>(&self) -> Box<dyn Planner<D>> {
+        match self {
+            PlannerConfig::Cem(c) => Box::new(c.init()),
+            PlannerConfig::RandomShooting(c) => Box::new(c.init()),
+            PlannerConfig::GradMpc(c) => Box::new(c.init()),
+            PlannerConfig::Mppi(c) => Box::new(c.init()),
+            PlannerConfig::GradCem(c) => Box::new(c.init()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! The experiment loop (PlaNet's protocol, the seed's §5): seed episodes with random
+//! actions, then per episode `collect_interval` model updates on sampled chunks and one
+//! episode collected with the planner plus Gaussian exploration noise; noise-free test
+//! episodes every `test_interval` episodes; checkpoints that resume exactly.
+
+pub mod checkpoint;
+pub mod dynamics;
+pub mod images;
+pub mod metrics;
+pub mod optim;
+pub mod trainer;
+
+pub use trainer::{RunOptions, Trainer};
+
+use gradplan_config::{ActionOptimizer, PlannerConfig, PlannerKind};
+use gradplan_plan as plan;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in a run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] gradplan_config::Error),
+    #[error(transparent)]
+    Env(#[from] gradplan_env::Error),
+    #[error(transparent)]
+    Replay(#[from] gradplan_replay::Error),
+    #[error(transparent)]
+    Model(#[from] gradplan_model::Error),
+    #[error(transparent)]
+    Plan(#[from] gradplan_plan::Error),
+    #[error(transparent)]
+    Backend(#[from] gradplan_backend::Error),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint problem: {0}")]
+    Checkpoint(String),
+    #[error("could not write an image: {0}")]
+    Image(String),
+    #[error("{0}")]
+    RunDir(String),
+    #[error(
+        "the {what} became {value} at update {update} (episode {episode}); the run stopped and its last good \
+         checkpoint is kept{kept}. Lower optim.learning_rate or raise model.min_std, then `gradplan resume`"
+    )]
+    NonFinite { what: String, value: f64, update: usize, episode: usize, kept: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The planner settings of a run, in the planner crate's terms.
+pub fn planner_config(p: &PlannerConfig) -> plan::PlannerConfig {
+    let objective = plan::Objective { discount: p.discount, use_value: false };
+    let optimizer = match p.optimizer {
+        ActionOptimizer::Sgd => plan::ActionOptimizer::Sgd,
+        ActionOptimizer::Adam => plan::ActionOptimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    };
+    let (h, j, k, i) = (p.horizon as i64, p.candidates as i64, p.top_k as i64, p.iterations());
+    match p.kind {
+        PlannerKind::Cem => plan::PlannerConfig::Cem(plan::CemConfig {
+            horizon: h,
+            iterations: i,
+            candidates: j,
+            top_k: k,
+            objective,
+            ..Default::default()
+        }),
+        PlannerKind::RandomShooting => plan::PlannerConfig::RandomShooting(plan::RandomShootingConfig {
+            horizon: h,
+            candidates: j,
+            objective,
+            ..Default::default()
+        }),
+        PlannerKind::GradMpc => plan::PlannerConfig::GradMpc(plan::GradMpcConfig {
+            horizon: h,
+            iterations: i,
+            candidates: j,
+            learning_rate: p.action_lr,
+            optimizer,
+            grad_clip_per_step: p.grad_clip_per_step,
+            warm_start: p.warm_start,
+            objective,
+            ..Default::default()
+        }),
+        PlannerKind::Mppi => plan::PlannerConfig::Mppi(plan::MppiConfig {
+            horizon: h,
+            iterations: i,
+            candidates: j,
+            init_std: p.mppi_noise_std,
+            temperature: p.mppi_temperature,
+            warm_start: p.warm_start,
+            objective,
+            ..Default::default()
+        }),
+        PlannerKind::GradCem => plan::PlannerConfig::GradCem(plan::GradCemConfig {
+            horizon: h,
+            iterations: i,
+            candidates: j,
+            top_k: k,
+            gradient_steps: p.gradcem_steps,
+            learning_rate: p.action_lr,
+            optimizer,
+            grad_clip_per_step: p.grad_clip_per_step,
+            objective,
+            ..Default::default()
+        }),
+    }
+}

@@ -1,0 +1,518 @@
+//! The collect / fit / act loop, testing, checkpoints and exact resume.
+
+use crate::checkpoint::{self, Counters, MODEL_FILE, OPTIMIZER_FILE, REPLAY_FILE};
+use crate::dynamics::ModelDynamics;
+use crate::metrics::{MetricsCsv, Row};
+use crate::optim::Adam;
+use crate::{planner_config, Error, Result};
+use gradplan_backend::DeviceSpec;
+use gradplan_config::{ObsKind, RunConfig};
+use gradplan_env::{make_env, ActionSpec, Env, Obs, ObsSpec};
+use gradplan_model::{preprocess_frames, ObsShape, RssmState, SequenceBatch, WorldModel};
+use gradplan_plan::Planner;
+use gradplan_replay::{Batch, BatchObs, Replay};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Name of the resolved configuration inside a run directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Per-invocation options that are not part of the run's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this many collected episodes in this invocation (the run can be resumed);
+    /// used to test resume and to split long runs.
+    pub stop_after_episodes: Option<usize>,
+    /// Print one line per episode.
+    pub verbose: bool,
+}
+
+/// Streams of randomness, each derived from the run seed and a counter so that a resumed
+/// run draws exactly what an uninterrupted one would.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    SeedEpisode = 1,
+    Train = 2,
+    Collect = 3,
+    Test = 4,
+    Init = 5,
+    Images = 6,
+}
+
+fn derive_seed(seed: u64, stream: Stream, index: u64) -> u64 {
+    // splitmix64 over the combined key.
+    let mut z = seed ^ ((stream as u64) << 56) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// How actions are chosen in an episode.
+enum Policy {
+    /// Uniform in the action bounds (seed episodes).
+    Random,
+    /// The planner, plus Gaussian noise of this std (0 for test episodes), clipped.
+    Plan { noise: f64 },
+}
+
+/// What one episode produced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EpisodeStats {
+    pub total_return: f64,
+    pub decisions: usize,
+    pub env_steps: usize,
+    /// Mean milliseconds per planning call.
+    pub plan_ms: f64,
+}
+
+/// Mean loss terms over one training phase.
+#[derive(Debug, Clone, Copy, Default)]
+struct PhaseLosses {
+    total: f64,
+    observation: f64,
+    reward: f64,
+    kl: f64,
+    grad_norm: f64,
+}
+
+/// A run: its configuration, environment, model, optimiser, replay and counters.
+pub struct Trainer {
+    cfg: RunConfig,
+    run_dir: PathBuf,
+    device: Device,
+    env: Box<dyn Env>,
+    action_spec: ActionSpec,
+    model: Rc<WorldModel>,
+    adam: Adam,
+    replay: Replay,
+    planner: Box<dyn Planner<ModelDynamics>>,
+    dynamics: ModelDynamics,
+    counters: Counters,
+    metrics: MetricsCsv,
+    started: Instant,
+}
+
+impl Trainer {
+    /// Starts a new run in `run_dir`, which must not already hold one.
+    pub fn create(cfg: RunConfig, run_dir: &Path) -> Result<Trainer> {
+        cfg.validate()?;
+        if run_dir.join(CONFIG_FILE).exists() {
+            return Err(Error::RunDir(format!(
+                "{} already holds a run; continue it with `gradplan resume --run-dir {}` or choose another --run-dir",
+                run_dir.display(),
+                run_dir.display()
+            )));
+        }
+        // Everything is built before anything is written, so bad settings leave no files.
+        let trainer = Trainer::build(cfg, run_dir, None)?;
+        checkpoint::write_atomic(&run_dir.join(CONFIG_FILE), trainer.cfg.to_toml()?.as_bytes())?;
+        Ok(trainer)
+    }
+
+    /// Continues the run in `run_dir` from its latest checkpoint (or from the start when it
+    /// stopped before its first one).
+    pub fn resume(run_dir: &Path) -> Result<Trainer> {
+        let path = run_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|_| {
+            Error::RunDir(format!(
+                "{} holds no run ({} is missing); start one with `gradplan train`",
+                run_dir.display(),
+                path.display()
+            ))
+        })?;
+        let cfg = RunConfig::from_toml(&text)?;
+        let ckpt = checkpoint::latest(run_dir)?;
+        Trainer::build(cfg, run_dir, ckpt.as_deref())
+    }
+
+    fn build(cfg: RunConfig, run_dir: &Path, ckpt: Option<&Path>) -> Result<Trainer> {
+        let device = cfg.device.parse::<DeviceSpec>()?.resolve()?;
+        gradplan_backend::set_threads(cfg.threads);
+        let env = make_env(&cfg.env)?;
+        let action_spec = env.action_spec().clone();
+        let obs_shape = match env.obs_spec() {
+            ObsSpec::Pixels { height, .. } => ObsShape::Pixels { size: height as i64 },
+            ObsSpec::State { dim } => ObsShape::State { dim: dim as i64 },
+        };
+        tch::manual_seed(derive_seed(cfg.seed, Stream::Init, 0) as i64);
+        let mut model = WorldModel::new(&cfg.model, obs_shape, action_spec.dim() as i64, device)?;
+        let params = model.named_parameters();
+        let mut adam =
+            Adam::new(params, cfg.optim.learning_rate, cfg.optim.adam_epsilon, cfg.optim.grad_clip_norm);
+        let (replay, counters) = match ckpt {
+            Some(dir) => {
+                model.load(&dir.join(MODEL_FILE))?;
+                adam.load(&dir.join(OPTIMIZER_FILE))?;
+                (Replay::load(dir.join(REPLAY_FILE))?, checkpoint::read_counters(dir)?)
+            }
+            None => (
+                Replay::new(env.obs_spec(), action_spec.clone(), cfg.train.replay_capacity)?,
+                Counters::default(),
+            ),
+        };
+        let model = Rc::new(model);
+        let dynamics = ModelDynamics::new(
+            model.clone(),
+            cfg.planner.sample_imagined,
+            &action_spec.low,
+            &action_spec.high,
+        );
+        let plan_cfg = planner_config(&cfg.planner);
+        plan_cfg.validate()?;
+        std::fs::create_dir_all(run_dir).map_err(|source| Error::Io { path: run_dir.to_owned(), source })?;
+        let metrics = MetricsCsv::open(&run_dir.join("metrics.csv"), counters.episodes)?;
+        Ok(Trainer {
+            planner: plan_cfg.init(),
+            cfg,
+            run_dir: run_dir.to_owned(),
+            device,
+            env,
+            action_spec,
+            model,
+            adam,
+            replay,
+            dynamics,
+            counters,
+            metrics,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Runs until the env-step budget is spent (or `opts.stop_after_episodes`).
+    pub fn run(&mut self, opts: &RunOptions) -> Result<()> {
+        let t = self.cfg.train.clone();
+        let mut this_session = 0usize;
+        let stop = |n: usize| opts.stop_after_episodes.is_some_and(|max| n >= max);
+        while self.counters.episodes < t.seed_episodes && !stop(this_session) {
+            let seed = derive_seed(self.cfg.seed, Stream::SeedEpisode, self.counters.episodes as u64);
+            let stats = self.episode(Policy::Random, seed, true, "seed")?;
+            self.finish_episode(stats, None, None, opts)?;
+            this_session += 1;
+        }
+        while self.counters.env_steps < t.total_env_steps && !stop(this_session) {
+            let losses = self.train_phase()?;
+            let seed = derive_seed(self.cfg.seed, Stream::Collect, self.counters.episodes as u64);
+            let stats = self.episode(Policy::Plan { noise: t.exploration_noise }, seed, true, "collect")?;
+            let collected = self.counters.episodes + 1 - t.seed_episodes;
+            let test = if collected.is_multiple_of(t.test_interval)
+                || self.counters.env_steps + stats.env_steps >= t.total_env_steps
+            {
+                Some(self.test_phase()?)
+            } else {
+                None
+            };
+            self.finish_episode(stats, Some(losses), test, opts)?;
+            this_session += 1;
+        }
+        if self.counters.env_steps >= t.total_env_steps {
+            self.save_checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn finish_episode(
+        &mut self,
+        stats: EpisodeStats,
+        losses: Option<PhaseLosses>,
+        test: Option<(f64, f64)>,
+        opts: &RunOptions,
+    ) -> Result<()> {
+        self.counters.episodes += 1;
+        self.counters.env_steps += stats.env_steps;
+        let row = Row {
+            episode: self.counters.episodes,
+            env_steps: self.counters.env_steps,
+            updates: self.counters.updates,
+            train_return: stats.total_return,
+            test_return_mean: test.map(|t| t.0),
+            test_return_std: test.map(|t| t.1),
+            loss_total: losses.map(|l| l.total),
+            loss_observation: losses.map(|l| l.observation),
+            loss_reward: losses.map(|l| l.reward),
+            loss_kl: losses.map(|l| l.kl),
+            grad_norm: losses.map(|l| l.grad_norm),
+            plan_ms: (stats.plan_ms > 0.0).then_some(stats.plan_ms),
+            wall_s: self.started.elapsed().as_secs_f64(),
+        };
+        self.metrics.append(&row)?;
+        if opts.verbose {
+            let mut line = format!(
+                "episode {:>4} | env steps {:>7} | return {:>8.2}",
+                row.episode, row.env_steps, row.train_return
+            );
+            if let Some((m, s)) = test {
+                line += &format!(" | test {m:>8.2} ± {s:.2}");
+            }
+            if let Some(l) = losses {
+                line += &format!(" | loss obs {:.3} rew {:.4} kl {:.3}", l.observation, l.reward, l.kl);
+            }
+            println!("{line}");
+        }
+        if self.counters.episodes.is_multiple_of(self.cfg.train.checkpoint_interval) {
+            self.save_checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn save_checkpoint(&mut self) -> Result<()> {
+        let model = &self.model;
+        let adam = &self.adam;
+        let replay = &self.replay;
+        checkpoint::save(&self.run_dir, self.counters, |dir| {
+            model.save(&dir.join(MODEL_FILE))?;
+            adam.save(&dir.join(OPTIMIZER_FILE))?;
+            replay.save(dir.join(REPLAY_FILE))?;
+            Ok(())
+        })?;
+        if self.cfg.env.obs == ObsKind::Pixels && self.replay.valid_chunks(self.cfg.train.chunk_length) > 0 {
+            self.save_reconstructions()?;
+        }
+        Ok(())
+    }
+
+    /// `recon/ep-NNNNNN.png`: 8 consecutive observations (top) and their posterior
+    /// reconstructions (bottom), from a fixed-seed sample of the replay.
+    fn save_reconstructions(&self) -> Result<()> {
+        let steps = self.cfg.train.chunk_length.min(8);
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.cfg.seed, Stream::Images, 0));
+        let batch = self.replay.sample(1, steps, &mut rng)?;
+        let seq = self.to_tensors(&batch, false);
+        let recon = self.model.reconstruct(&seq); // [T, 1, 3, H, W]
+        let BatchObs::Pixels { height, width, data } = &batch.obs else { return Ok(()) };
+        let frame_len = height * width * 3;
+        let mut frames: Vec<Vec<u8>> = data.chunks(frame_len).map(|f| f.to_vec()).collect();
+        for t in 0..steps as i64 {
+            let x: Vec<f32> = recon
+                .get(t)
+                .get(0)
+                .to_device(Device::Cpu)
+                .flatten(0, -1)
+                .try_into()
+                .map_err(|e: tch::TchError| Error::Image(e.to_string()))?;
+            frames.push(gradplan_env::preprocess::chw_to_frame(&x, *height, *width));
+        }
+        let dir = self.run_dir.join("recon");
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        crate::images::save_grid(
+            &dir.join(format!("ep-{:06}.png", self.counters.episodes)),
+            &frames,
+            *height,
+            *width,
+            steps,
+        )
+    }
+
+    /// Replay batch → model tensors on the device.
+    fn to_tensors(&self, batch: &Batch, noise: bool) -> SequenceBatch {
+        let (t, b, a) = (batch.time as i64, batch.batch as i64, batch.action_dim as i64);
+        let obs = match &batch.obs {
+            BatchObs::Pixels { height, width, data } => {
+                let raw = Tensor::from_slice(data)
+                    .view([t, b, *height as i64, *width as i64, 3])
+                    .to_device(self.device);
+                preprocess_frames(&raw, self.cfg.model.bit_depth, noise)
+            }
+            BatchObs::State { dim, data } => {
+                Tensor::from_slice(data).view([t, b, *dim as i64]).to_device(self.device)
+            }
+        };
+        let flags = |v: &[bool]| {
+            Tensor::from_slice(&v.iter().map(|&x| if x { 1.0f32 } else { 0.0 }).collect::<Vec<_>>())
+                .view([t, b])
+                .to_device(self.device)
+        };
+        SequenceBatch {
+            obs,
+            actions: Tensor::from_slice(&batch.actions).view([t, b, a]).to_device(self.device),
+            rewards: Tensor::from_slice(&batch.rewards).view([t, b]).to_device(self.device),
+            is_first: flags(&batch.is_first),
+        }
+    }
+
+    fn progress(&self, len: usize, what: &str) -> ProgressBar {
+        let bar = ProgressBar::new(len as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(what.to_owned());
+        bar
+    }
+
+    /// `collect_interval` model updates on uniformly sampled chunks.
+    fn train_phase(&mut self) -> Result<PhaseLosses> {
+        let t = &self.cfg.train;
+        let (updates, batch, chunk) = (t.collect_interval, t.batch_size, t.chunk_length);
+        tch::manual_seed(derive_seed(self.cfg.seed, Stream::Train, self.counters.episodes as u64) as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
+            self.cfg.seed,
+            Stream::Train,
+            self.counters.episodes as u64,
+        ));
+        let bar = self.progress(updates, "train");
+        let mut sum = PhaseLosses::default();
+        for _ in 0..updates {
+            let sample = self.replay.sample(batch, chunk, &mut rng)?;
+            let seq = self.to_tensors(&sample, true);
+            let losses = self.model.loss(&seq)?;
+            let total = losses.total.double_value(&[]);
+            if !total.is_finite() {
+                return Err(self.non_finite("loss", total));
+            }
+            let lr = self.learning_rate();
+            let grad_norm = self.adam.backward_step(&losses.total, lr);
+            if !grad_norm.is_finite() {
+                return Err(self.non_finite("gradient norm", grad_norm));
+            }
+            self.counters.updates += 1;
+            sum.total += total;
+            sum.observation += losses.observation.double_value(&[]);
+            sum.reward += losses.reward.double_value(&[]);
+            sum.kl += losses.kl.double_value(&[]);
+            sum.grad_norm += grad_norm;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let n = updates.max(1) as f64;
+        Ok(PhaseLosses {
+            total: sum.total / n,
+            observation: sum.observation / n,
+            reward: sum.reward / n,
+            kl: sum.kl / n,
+            grad_norm: sum.grad_norm / n,
+        })
+    }
+
+    fn learning_rate(&self) -> f64 {
+        let o = &self.cfg.optim;
+        if o.warmup_updates == 0 {
+            o.learning_rate
+        } else {
+            o.learning_rate * ((self.counters.updates + 1) as f64 / o.warmup_updates as f64).min(1.0)
+        }
+    }
+
+    fn non_finite(&self, what: &str, value: f64) -> Error {
+        let kept = checkpoint::latest(&self.run_dir)
+            .ok()
+            .flatten()
+            .map(|d| format!(" at {}", d.display()))
+            .unwrap_or_else(|| " (none was written yet)".into());
+        Error::NonFinite {
+            what: what.into(),
+            value,
+            update: self.counters.updates,
+            episode: self.counters.episodes + 1,
+            kept,
+        }
+    }
+
+    /// `test_episodes` noise-free episodes; mean and std of their returns.
+    fn test_phase(&mut self) -> Result<(f64, f64)> {
+        let n = self.cfg.train.test_episodes;
+        let mut returns = Vec::with_capacity(n);
+        for i in 0..n {
+            let seed = derive_seed(self.cfg.seed, Stream::Test, (self.counters.episodes * 1000 + i) as u64);
+            returns.push(self.episode(Policy::Plan { noise: 0.0 }, seed, false, "test")?.total_return);
+        }
+        let mean = returns.iter().sum::<f64>() / n.max(1) as f64;
+        let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n.max(1) as f64).sqrt();
+        Ok((mean, std))
+    }
+
+    fn obs_tensor(&self, obs: &Obs) -> Tensor {
+        match obs {
+            Obs::Pixels(f) => {
+                let raw = Tensor::from_slice(&f.data)
+                    .view([1, f.height as i64, f.width as i64, 3])
+                    .to_device(self.device);
+                preprocess_frames(&raw, self.cfg.model.bit_depth, false)
+            }
+            Obs::State(v) => Tensor::from_slice(v).view([1, -1]).to_device(self.device),
+        }
+    }
+
+    /// Plays one episode. Random and planning streams are seeded from `seed`, so an episode
+    /// is the same whether or not the run was interrupted before it.
+    fn episode(&mut self, policy: Policy, seed: u64, record: bool, what: &str) -> Result<EpisodeStats> {
+        tch::manual_seed(seed as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let repeat = self.env.action_repeat();
+        let episode_steps = self.cfg.env.episode_steps;
+        let decisions = episode_steps.div_ceil(repeat);
+        let bar = self.progress(decisions, what);
+        // dm_control seeds numpy's RandomState, which takes 32 bits.
+        let mut obs = self.env.reset(Some(seed & 0xFFFF_FFFF))?;
+        if record {
+            self.replay.begin_episode(&obs)?;
+        }
+        self.planner.reset();
+        let dim = self.action_spec.dim();
+        let mut belief: RssmState = self.model.rssm.initial(1, self.device);
+        let mut last_action = Tensor::zeros([1, dim as i64], (Kind::Float, self.device));
+        let mut first = true;
+        let mut stats = EpisodeStats::default();
+        let mut plan_time = 0.0;
+        loop {
+            let action: Vec<f32> = match policy {
+                Policy::Random => self
+                    .action_spec
+                    .low
+                    .iter()
+                    .zip(&self.action_spec.high)
+                    .map(|(&lo, &hi)| rng.random_range(lo..=hi))
+                    .collect(),
+                Policy::Plan { noise } => {
+                    belief = self.model.filter(&belief, &last_action, &self.obs_tensor(&obs), first);
+                    let start = Instant::now();
+                    let plan = self.planner.plan(&self.dynamics, &belief)?;
+                    plan_time += start.elapsed().as_secs_f64();
+                    let mut a = plan.action;
+                    if noise > 0.0 {
+                        let normal =
+                            Normal::new(0.0f32, noise as f32).map_err(|e| Error::RunDir(e.to_string()))?;
+                        for x in a.iter_mut() {
+                            *x += normal.sample(&mut rng);
+                        }
+                    }
+                    self.action_spec.clip(&a)?
+                }
+            };
+            first = false;
+            let step = self.env.step(&action)?;
+            if record {
+                self.replay.push(&action, &step)?;
+            }
+            stats.total_return += step.reward;
+            stats.decisions += 1;
+            stats.env_steps += repeat.min(episode_steps - (stats.decisions - 1) * repeat);
+            last_action = Tensor::from_slice(&action).view([1, dim as i64]).to_device(self.device);
+            bar.inc(1);
+            let done = step.done();
+            obs = step.obs;
+            if done {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        if matches!(policy, Policy::Plan { .. }) {
+            stats.plan_ms = plan_time * 1e3 / stats.decisions.max(1) as f64;
+        }
+        Ok(stats)
+    }
+}
