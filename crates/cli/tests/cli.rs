@@ -172,3 +172,14 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     assert_clear_failure(&out, "belief_sise");
     assert!(!bad.exists());
 }
+
+#[test]
+fn an_egl_failure_says_what_to_install() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradplan"))
+        .args(["rollout", "--task", "cartpole-swingup"])
+        .env("MUJOCO_GL", "egl")
+        .env("MUJOCO_EGL_DEVICE_ID", "99")
+        .output()
+        .unwrap();
+    assert_clear_failure(&out, "apt-get install -y libegl1");
+}

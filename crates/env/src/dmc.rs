@@ -130,6 +130,12 @@ fn one_line(py: Python<'_>, err: &PyErr) -> String {
 /// tells the user what to install.
 fn dm_error(py: Python<'_>, err: PyErr, venv: &Path) -> Error {
     let line = one_line(py, &err);
+    let backend = std::env::var("MUJOCO_GL").unwrap_or_else(|_| "egl".into());
+    if backend != "egl" && (line.contains("GL") || line.contains("gl")) {
+        return Error::Backend(format!(
+            "rendering with MUJOCO_GL={backend} failed ({line}); unset MUJOCO_GL to render with EGL"
+        ));
+    }
     if line.contains("EGL") || line.contains("egl") {
         Error::Egl { detail: line }
     } else if err.is_instance_of::<PyImportError>(py) {
