@@ -1,6 +1,7 @@
 //! `gradplan`: gradient-based planning with learned world models, from the command line.
 
 mod bench;
+mod eval;
 mod rollout;
 mod train;
 mod video;
@@ -28,6 +29,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Continue a stopped run from its last checkpoint.
     Resume(train::ResumeArgs),
+    /// Evaluate a run's world model with any planner, noise-free; appends to its eval.csv.
+    Eval(eval::EvalArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Rollout(args) => rollout::rollout(&args),
         Command::Train(args) => train::train(&args),
         Command::Resume(args) => train::resume(&args),
+        Command::Eval(args) => eval::eval(&args),
         Command::Bench(cmd) => bench::run(&cmd),
     };
     match result {

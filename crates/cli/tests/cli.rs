@@ -171,6 +171,40 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     ]);
     assert_clear_failure(&out, "belief_sise");
     assert!(!bad.exists());
+
+    // The trained model with another planner: episode lines, mean ± std, a row in
+    // eval.csv, and a GIF of what the agent saw. One libtorch thread: next to the embedded
+    // renderer on a loaded 2-core machine, two made planning ~40× slower.
+    let gif = dir.path().join("eval.gif");
+    let eval = ["eval", "--run-dir", run_arg, "--planner", "grad-mpc", "--set", "planner.iterations=3"];
+    let out = gradplan(
+        &[&eval[..], &["--episodes", "2", "--seed", "1", "--threads", "1", "--video", gif.to_str().unwrap()]]
+            .concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let episodes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("episode")).collect();
+    assert_eq!(episodes.len(), 2, "{stdout}");
+    assert!(episodes.iter().all(|l| l.contains("over 25 decisions")), "{stdout}");
+    assert!(stdout.contains("grad-mpc: mean return") && stdout.contains(" ± "), "{stdout}");
+    assert!(stdout.contains("ms per decision") && stdout.contains("predicted return"), "{stdout}");
+    let table = std::fs::read_to_string(run.join("eval.csv")).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("timestamp,checkpoint_episode,checkpoint_env_steps,planner,settings"));
+    assert!(lines[1].contains(",4,800,grad-mpc,iterations=3,1,2,"), "{table}");
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::RGBA);
+    let mut dec = opts.read_info(std::fs::File::open(&gif).unwrap()).unwrap();
+    let mut frames = 0;
+    while dec.read_next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 2 * (1 + 25));
+    let out = gradplan(&["eval", "--run-dir", run_arg, "--planner", "gradmpc"]);
+    assert_clear_failure(&out, "cem, grad-mpc, mppi, grad-cem, random-shooting");
+    let out = gradplan(&["eval", "--run-dir", bad.to_str().unwrap()]);
+    assert_clear_failure(&out, "config.toml");
 }
 
 #[test]

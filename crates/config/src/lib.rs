@@ -17,9 +17,17 @@ pub enum Error {
     #[error("invalid setting `{key}`: {reason}")]
     Invalid { key: String, reason: String },
     #[error("could not parse configuration: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(String),
     #[error("could not serialise configuration: {0}")]
     Serialise(#[from] toml::ser::Error),
+}
+
+impl From<toml::de::Error> for Error {
+    /// Keeps toml's message on one line: its default rendering repeats the input with a
+    /// caret underneath, which breaks the one-line error rule of the CLI.
+    fn from(e: toml::de::Error) -> Self {
+        Error::Parse(e.message().lines().collect::<Vec<_>>().join(" "))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -1,16 +1,21 @@
 //! The experiment loop (PlaNet's protocol, the seed's §5): seed episodes with random
 //! actions, then per episode `collect_interval` model updates on sampled chunks and one
 //! episode collected with the planner plus Gaussian exploration noise; noise-free test
-//! episodes every `test_interval` episodes; checkpoints that resume exactly.
+//! episodes every `test_interval` episodes; checkpoints that resume exactly. [`Agent`]
+//! plays the episodes; [`Evaluator`] replays a run's model with any planner (`gradplan eval`).
 
+pub mod agent;
 pub mod checkpoint;
 pub mod dynamics;
+pub mod eval;
 pub mod images;
 pub mod metrics;
 pub mod optim;
 pub mod trainer;
 
-pub use trainer::{RunOptions, Trainer};
+pub use agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, Policy};
+pub use eval::{evaluate, EvalOptions, EvalReport, Evaluator};
+pub use trainer::{read_run_config, RunOptions, Trainer};
 
 use gradplan_config::{ActionOptimizer, PlannerConfig, PlannerKind};
 use gradplan_plan as plan;

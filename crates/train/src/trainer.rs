@@ -1,24 +1,21 @@
 //! The collect / fit / act loop, testing, checkpoints and exact resume.
 
+use crate::agent::{progress_bar, Agent, EpisodeOptions, EpisodeStats, Policy};
 use crate::checkpoint::{self, Counters, MODEL_FILE, OPTIMIZER_FILE, REPLAY_FILE};
-use crate::dynamics::ModelDynamics;
 use crate::metrics::{MetricsCsv, Row};
 use crate::optim::Adam;
-use crate::{planner_config, Error, Result};
+use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::{ObsKind, RunConfig};
-use gradplan_env::{make_env, ActionSpec, Env, Obs, ObsSpec};
-use gradplan_model::{preprocess_frames, ObsShape, RssmState, SequenceBatch, WorldModel};
-use gradplan_plan::Planner;
+use gradplan_env::{make_env, Env, ObsSpec};
+use gradplan_model::{preprocess_frames, ObsShape, SequenceBatch, WorldModel};
 use gradplan_replay::{Batch, BatchObs, Replay};
-use indicatif::{ProgressBar, ProgressStyle};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// Name of the resolved configuration inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -33,42 +30,47 @@ pub struct RunOptions {
     pub verbose: bool,
 }
 
+/// Reads and validates the resolved configuration a run wrote into its directory.
+pub fn read_run_config(run_dir: &Path) -> Result<RunConfig> {
+    let path = run_dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Error::RunDir(format!(
+            "{} holds no run ({} is missing); start one with `gradplan train`",
+            run_dir.display(),
+            path.display()
+        ))
+    })?;
+    Ok(RunConfig::from_toml(&text)?)
+}
+
+/// What the model observes, from what the environment emits.
+pub(crate) fn obs_shape(spec: ObsSpec) -> ObsShape {
+    match spec {
+        ObsSpec::Pixels { height, .. } => ObsShape::Pixels { size: height as i64 },
+        ObsSpec::State { dim } => ObsShape::State { dim: dim as i64 },
+    }
+}
+
 /// Streams of randomness, each derived from the run seed and a counter so that a resumed
 /// run draws exactly what an uninterrupted one would.
 #[derive(Debug, Clone, Copy)]
-enum Stream {
+pub(crate) enum Stream {
     SeedEpisode = 1,
     Train = 2,
     Collect = 3,
     Test = 4,
     Init = 5,
     Images = 6,
+    /// `gradplan eval` episodes, derived from the evaluation's own seed.
+    Eval = 7,
 }
 
-fn derive_seed(seed: u64, stream: Stream, index: u64) -> u64 {
+pub(crate) fn derive_seed(seed: u64, stream: Stream, index: u64) -> u64 {
     // splitmix64 over the combined key.
     let mut z = seed ^ ((stream as u64) << 56) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// How actions are chosen in an episode.
-enum Policy {
-    /// Uniform in the action bounds (seed episodes).
-    Random,
-    /// The planner, plus Gaussian noise of this std (0 for test episodes), clipped.
-    Plan { noise: f64 },
-}
-
-/// What one episode produced.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EpisodeStats {
-    pub total_return: f64,
-    pub decisions: usize,
-    pub env_steps: usize,
-    /// Mean milliseconds per planning call.
-    pub plan_ms: f64,
 }
 
 /// Mean loss terms over one training phase.
@@ -87,12 +89,10 @@ pub struct Trainer {
     run_dir: PathBuf,
     device: Device,
     env: Box<dyn Env>,
-    action_spec: ActionSpec,
     model: Rc<WorldModel>,
+    agent: Agent,
     adam: Adam,
     replay: Replay,
-    planner: Box<dyn Planner<ModelDynamics>>,
-    dynamics: ModelDynamics,
     counters: Counters,
     metrics: MetricsCsv,
     started: Instant,
@@ -118,15 +118,7 @@ impl Trainer {
     /// Continues the run in `run_dir` from its latest checkpoint (or from the start when it
     /// stopped before its first one).
     pub fn resume(run_dir: &Path) -> Result<Trainer> {
-        let path = run_dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|_| {
-            Error::RunDir(format!(
-                "{} holds no run ({} is missing); start one with `gradplan train`",
-                run_dir.display(),
-                path.display()
-            ))
-        })?;
-        let cfg = RunConfig::from_toml(&text)?;
+        let cfg = read_run_config(run_dir)?;
         let ckpt = checkpoint::latest(run_dir)?;
         Trainer::build(cfg, run_dir, ckpt.as_deref())
     }
@@ -136,12 +128,9 @@ impl Trainer {
         gradplan_backend::set_threads(cfg.threads);
         let env = make_env(&cfg.env)?;
         let action_spec = env.action_spec().clone();
-        let obs_shape = match env.obs_spec() {
-            ObsSpec::Pixels { height, .. } => ObsShape::Pixels { size: height as i64 },
-            ObsSpec::State { dim } => ObsShape::State { dim: dim as i64 },
-        };
         tch::manual_seed(derive_seed(cfg.seed, Stream::Init, 0) as i64);
-        let mut model = WorldModel::new(&cfg.model, obs_shape, action_spec.dim() as i64, device)?;
+        let mut model =
+            WorldModel::new(&cfg.model, obs_shape(env.obs_spec()), action_spec.dim() as i64, device)?;
         let params = model.named_parameters();
         let mut adam =
             Adam::new(params, cfg.optim.learning_rate, cfg.optim.adam_epsilon, cfg.optim.grad_clip_norm);
@@ -157,27 +146,18 @@ impl Trainer {
             ),
         };
         let model = Rc::new(model);
-        let dynamics = ModelDynamics::new(
-            model.clone(),
-            cfg.planner.sample_imagined,
-            &action_spec.low,
-            &action_spec.high,
-        );
-        let plan_cfg = planner_config(&cfg.planner);
-        plan_cfg.validate()?;
+        let agent = Agent::new(model.clone(), &cfg.planner, action_spec)?;
         std::fs::create_dir_all(run_dir).map_err(|source| Error::Io { path: run_dir.to_owned(), source })?;
         let metrics = MetricsCsv::open(&run_dir.join("metrics.csv"), counters.episodes)?;
         Ok(Trainer {
-            planner: plan_cfg.init(),
             cfg,
             run_dir: run_dir.to_owned(),
             device,
             env,
-            action_spec,
             model,
+            agent,
             adam,
             replay,
-            dynamics,
             counters,
             metrics,
             started: Instant::now(),
@@ -245,7 +225,7 @@ impl Trainer {
             loss_reward: losses.map(|l| l.reward),
             loss_kl: losses.map(|l| l.kl),
             grad_norm: losses.map(|l| l.grad_norm),
-            plan_ms: (stats.plan_ms > 0.0).then_some(stats.plan_ms),
+            plan_ms: stats.plan_ms,
             wall_s: self.started.elapsed().as_secs_f64(),
         };
         self.metrics.append(&row)?;
@@ -343,17 +323,6 @@ impl Trainer {
         }
     }
 
-    fn progress(&self, len: usize, what: &str) -> ProgressBar {
-        let bar = ProgressBar::new(len as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(what.to_owned());
-        bar
-    }
-
     /// `collect_interval` model updates on uniformly sampled chunks.
     fn train_phase(&mut self) -> Result<PhaseLosses> {
         let t = &self.cfg.train;
@@ -364,7 +333,7 @@ impl Trainer {
             Stream::Train,
             self.counters.episodes as u64,
         ));
-        let bar = self.progress(updates, "train");
+        let bar = progress_bar(updates, "train");
         let mut sum = PhaseLosses::default();
         for _ in 0..updates {
             let sample = self.replay.sample(batch, chunk, &mut rng)?;
@@ -435,84 +404,17 @@ impl Trainer {
         Ok((mean, std))
     }
 
-    fn obs_tensor(&self, obs: &Obs) -> Tensor {
-        match obs {
-            Obs::Pixels(f) => {
-                let raw = Tensor::from_slice(&f.data)
-                    .view([1, f.height as i64, f.width as i64, 3])
-                    .to_device(self.device);
-                preprocess_frames(&raw, self.cfg.model.bit_depth, false)
-            }
-            Obs::State(v) => Tensor::from_slice(v).view([1, -1]).to_device(self.device),
-        }
-    }
-
-    /// Plays one episode. Random and planning streams are seeded from `seed`, so an episode
-    /// is the same whether or not the run was interrupted before it.
-    fn episode(&mut self, policy: Policy, seed: u64, record: bool, what: &str) -> Result<EpisodeStats> {
-        tch::manual_seed(seed as i64);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let repeat = self.env.action_repeat();
-        let episode_steps = self.cfg.env.episode_steps;
-        let decisions = episode_steps.div_ceil(repeat);
-        let bar = self.progress(decisions, what);
-        // dm_control seeds numpy's RandomState, which takes 32 bits.
-        let mut obs = self.env.reset(Some(seed & 0xFFFF_FFFF))?;
-        if record {
-            self.replay.begin_episode(&obs)?;
-        }
-        self.planner.reset();
-        let dim = self.action_spec.dim();
-        let mut belief: RssmState = self.model.rssm.initial(1, self.device);
-        let mut last_action = Tensor::zeros([1, dim as i64], (Kind::Float, self.device));
-        let mut first = true;
-        let mut stats = EpisodeStats::default();
-        let mut plan_time = 0.0;
-        loop {
-            let action: Vec<f32> = match policy {
-                Policy::Random => self
-                    .action_spec
-                    .low
-                    .iter()
-                    .zip(&self.action_spec.high)
-                    .map(|(&lo, &hi)| rng.random_range(lo..=hi))
-                    .collect(),
-                Policy::Plan { noise } => {
-                    belief = self.model.filter(&belief, &last_action, &self.obs_tensor(&obs), first);
-                    let start = Instant::now();
-                    let plan = self.planner.plan(&self.dynamics, &belief)?;
-                    plan_time += start.elapsed().as_secs_f64();
-                    let mut a = plan.action;
-                    if noise > 0.0 {
-                        let normal =
-                            Normal::new(0.0f32, noise as f32).map_err(|e| Error::RunDir(e.to_string()))?;
-                        for x in a.iter_mut() {
-                            *x += normal.sample(&mut rng);
-                        }
-                    }
-                    self.action_spec.clip(&a)?
-                }
-            };
-            first = false;
-            let step = self.env.step(&action)?;
-            if record {
-                self.replay.push(&action, &step)?;
-            }
-            stats.total_return += step.reward;
-            stats.decisions += 1;
-            stats.env_steps += repeat.min(episode_steps - (stats.decisions - 1) * repeat);
-            last_action = Tensor::from_slice(&action).view([1, dim as i64]).to_device(self.device);
-            bar.inc(1);
-            let done = step.done();
-            obs = step.obs;
-            if done {
-                break;
-            }
-        }
-        bar.finish_and_clear();
-        if matches!(policy, Policy::Plan { .. }) {
-            stats.plan_ms = plan_time * 1e3 / stats.decisions.max(1) as f64;
-        }
-        Ok(stats)
+    /// Plays one episode with the agent in the run's environment; `record` stores it in
+    /// the replay.
+    fn episode(&mut self, policy: Policy, seed: u64, record: bool, label: &str) -> Result<EpisodeStats> {
+        let opts = EpisodeOptions {
+            policy,
+            seed,
+            episode_steps: self.cfg.env.episode_steps,
+            replay: record.then_some(&mut self.replay),
+            frames: None,
+            label,
+        };
+        self.agent.run_episode(self.env.as_mut(), opts)
     }
 }

@@ -1,0 +1,210 @@
+//! The acting half of PlaNet (Hafner et al. 2019, Algorithm 1, lines 8–14): filter the
+//! belief with each new observation, plan from it (MPC: only the first action is executed),
+//! optionally add exploration noise, step the environment. Shared by training (seed,
+//! collect and test episodes) and `gradplan eval`.
+
+use crate::dynamics::ModelDynamics;
+use crate::{planner_config, Error, Result};
+use gradplan_config::PlannerConfig;
+use gradplan_env::{ActionSpec, Env, Frame, Obs};
+use gradplan_model::{preprocess_frames, RssmState, WorldModel};
+use gradplan_plan::Planner;
+use gradplan_replay::Replay;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use std::rc::Rc;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// How actions are chosen in an episode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Policy {
+    /// Uniform in the action bounds (seed episodes).
+    Random,
+    /// The planner, plus Gaussian noise of this std (0 for test episodes), clipped.
+    Plan { noise: f64 },
+}
+
+/// What one episode produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EpisodeStats {
+    pub total_return: f64,
+    pub decisions: usize,
+    /// Simulator steps (decisions × action repeat, the last one possibly shorter).
+    pub env_steps: usize,
+    /// Mean milliseconds per planning call; `None` for random episodes.
+    pub plan_ms: Option<f64>,
+    /// Mean over decisions of the chosen plan's predicted return R (eq. 3); `None` for
+    /// random episodes.
+    pub predicted_return: Option<f64>,
+}
+
+/// Receives every frame the agent saw, the first observation included.
+pub struct FrameSink<'a> {
+    /// Side of the frames rendered for state observations (pixel observations are passed
+    /// on as they are).
+    pub render_size: usize,
+    pub push: &'a mut dyn FnMut(&Frame),
+}
+
+/// One episode to play.
+pub struct EpisodeOptions<'a> {
+    pub policy: Policy,
+    /// Seeds the environment's reset, the random policy, the exploration noise and the
+    /// planner's sampling (tch's global generator).
+    pub seed: u64,
+    /// Simulator steps per episode (`env.episode_steps`), to count the shorter last decision.
+    pub episode_steps: usize,
+    /// Store the transitions here.
+    pub replay: Option<&'a mut Replay>,
+    /// Hand the frames to this sink (videos).
+    pub frames: Option<FrameSink<'a>>,
+    /// Prefix of the progress bar (shown on terminals only).
+    pub label: &'a str,
+}
+
+/// A world model, the planner that acts with it, and the environment's action box.
+pub struct Agent {
+    model: Rc<WorldModel>,
+    dynamics: ModelDynamics,
+    planner: Box<dyn Planner<ModelDynamics>>,
+    action_spec: ActionSpec,
+    /// b, bits per colour channel the model sees (PlaNet: 5).
+    bit_depth: u32,
+    device: Device,
+}
+
+impl Agent {
+    /// Builds the planner `planner` describes (its iterations already resolved) over
+    /// `model`, acting in the box `action_spec`.
+    pub fn new(model: Rc<WorldModel>, planner: &PlannerConfig, action_spec: ActionSpec) -> Result<Agent> {
+        let dynamics =
+            ModelDynamics::new(model.clone(), planner.sample_imagined, &action_spec.low, &action_spec.high);
+        let plan_cfg = planner_config(planner);
+        plan_cfg.validate()?;
+        Ok(Agent {
+            bit_depth: model.cfg.bit_depth,
+            device: model.device(),
+            planner: plan_cfg.init(),
+            model,
+            dynamics,
+            action_spec,
+        })
+    }
+
+    pub fn model(&self) -> &Rc<WorldModel> {
+        &self.model
+    }
+
+    /// The observation as the model's input, `[1, 3, H, W]` (preprocessed, no
+    /// dequantisation noise) or `[1, D]`.
+    fn obs_tensor(&self, obs: &Obs) -> Tensor {
+        match obs {
+            Obs::Pixels(f) => {
+                let raw = Tensor::from_slice(&f.data)
+                    .view([1, f.height as i64, f.width as i64, 3])
+                    .to_device(self.device);
+                preprocess_frames(&raw, self.bit_depth, false)
+            }
+            Obs::State(v) => Tensor::from_slice(v).view([1, -1]).to_device(self.device),
+        }
+    }
+
+    /// Plays one episode. Random and planning streams are seeded from `opts.seed`, so an
+    /// episode is the same whether or not the run was interrupted before it.
+    pub fn run_episode(&mut self, env: &mut dyn Env, opts: EpisodeOptions<'_>) -> Result<EpisodeStats> {
+        let EpisodeOptions { policy, seed, episode_steps, mut replay, mut frames, label } = opts;
+        tch::manual_seed(seed as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let repeat = env.action_repeat();
+        let bar = progress_bar(episode_steps.div_ceil(repeat), label);
+        // dm_control seeds numpy's RandomState, which takes 32 bits.
+        let mut obs = env.reset(Some(seed & 0xFFFF_FFFF))?;
+        if let Some(replay) = replay.as_deref_mut() {
+            replay.begin_episode(&obs)?;
+        }
+        record(&mut frames, &obs, env)?;
+        self.planner.reset();
+        let dim = self.action_spec.dim() as i64;
+        let mut belief: RssmState = self.model.rssm.initial(1, self.device);
+        let mut last_action = Tensor::zeros([1, dim], (Kind::Float, self.device));
+        let mut first = true;
+        let mut stats = EpisodeStats::default();
+        let (mut plan_time, mut predicted) = (0.0, 0.0);
+        loop {
+            let action: Vec<f32> = match policy {
+                Policy::Random => self
+                    .action_spec
+                    .low
+                    .iter()
+                    .zip(&self.action_spec.high)
+                    .map(|(&lo, &hi)| rng.random_range(lo..=hi))
+                    .collect(),
+                Policy::Plan { noise } => {
+                    belief = self.model.filter(&belief, &last_action, &self.obs_tensor(&obs), first);
+                    let start = Instant::now();
+                    let plan = self.planner.plan(&self.dynamics, &belief)?;
+                    plan_time += start.elapsed().as_secs_f64();
+                    predicted += plan.predicted_return;
+                    let mut a = plan.action;
+                    if noise > 0.0 {
+                        let normal =
+                            Normal::new(0.0f32, noise as f32).map_err(|e| Error::RunDir(e.to_string()))?;
+                        for x in a.iter_mut() {
+                            *x += normal.sample(&mut rng);
+                        }
+                    }
+                    self.action_spec.clip(&a)?
+                }
+            };
+            first = false;
+            let step = env.step(&action)?;
+            if let Some(replay) = replay.as_deref_mut() {
+                replay.push(&action, &step)?;
+            }
+            stats.total_return += step.reward;
+            stats.decisions += 1;
+            stats.env_steps += repeat.min(episode_steps - (stats.decisions - 1) * repeat);
+            last_action = Tensor::from_slice(&action).view([1, dim]).to_device(self.device);
+            bar.inc(1);
+            record(&mut frames, &step.obs, env)?;
+            let done = step.done();
+            obs = step.obs;
+            if done {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        if matches!(policy, Policy::Plan { .. }) {
+            let n = stats.decisions.max(1) as f64;
+            stats.plan_ms = Some(plan_time * 1e3 / n);
+            stats.predicted_return = Some(predicted / n);
+        }
+        Ok(stats)
+    }
+}
+
+/// Hands the observed frame to the sink; for state observations, renders one.
+fn record(frames: &mut Option<FrameSink<'_>>, obs: &Obs, env: &mut dyn Env) -> Result<()> {
+    if let Some(sink) = frames {
+        match obs {
+            Obs::Pixels(frame) => (sink.push)(frame),
+            Obs::State(_) => (sink.push)(&env.render(sink.render_size, sink.render_size)?),
+        }
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub(crate) fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar
+}

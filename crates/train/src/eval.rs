@@ -1,0 +1,464 @@
+//! `gradplan eval`: a trained run's world model, any planner, noise-free episodes.
+//!
+//! The run's resolved `config.toml` fixes the environment and the model; the planner is the
+//! run's planner section with the chosen kind and `planner.*` overrides on top (the seed's
+//! comparison of planners on one world model, Table 1). Each evaluation appends one row to
+//! the run's `eval.csv`.
+
+use crate::agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, Policy};
+use crate::checkpoint::{self, Counters, MODEL_FILE};
+use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
+use crate::{Error, Result};
+use gradplan_backend::DeviceSpec;
+use gradplan_config::{apply_override, PlannerConfig, PlannerKind, RunConfig};
+use gradplan_env::{make_env, Env, Frame};
+use gradplan_model::WorldModel;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::SystemTime;
+
+/// Name of the evaluation table inside a run directory.
+pub const EVAL_FILE: &str = "eval.csv";
+
+/// The columns of `eval.csv`, in order.
+pub const EVAL_COLUMNS: [&str; 12] = [
+    "timestamp",
+    "checkpoint_episode",
+    "checkpoint_env_steps",
+    "planner",
+    "settings",
+    "seed",
+    "episodes",
+    "return_mean",
+    "return_std",
+    "ms_per_decision",
+    "predicted_return_mean",
+    "device",
+];
+
+/// What to evaluate and how.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Planner kind by name (`cem`, `grad-mpc`, …); `None` keeps the run's.
+    pub planner: Option<String>,
+    /// `planner.key=value` settings applied over the run's planner section.
+    pub overrides: Vec<String>,
+    /// Episodes to play, at least 1.
+    pub episodes: usize,
+    /// Seeds every episode (environment, planner sampling): same seed, same episodes.
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`; `None` keeps the run's.
+    pub device: Option<String>,
+    /// libtorch threads (0: one per core); `None` keeps the run's.
+    pub threads: Option<usize>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            planner: None,
+            overrides: Vec::new(),
+            episodes: 10,
+            seed: 0,
+            device: None,
+            threads: None,
+        }
+    }
+}
+
+/// The outcome of one evaluation (the row appended to `eval.csv`, and the episodes).
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    pub task: String,
+    /// The checkpoint whose model was evaluated, and its counters.
+    pub checkpoint: PathBuf,
+    pub counters: Counters,
+    /// The planner as resolved for this evaluation.
+    pub planner: PlannerConfig,
+    /// Planner settings that differ from the run's, `k=v;k=v` (kind excluded).
+    pub settings: String,
+    pub seed: u64,
+    pub episodes: Vec<EpisodeStats>,
+    pub return_mean: f64,
+    /// Population std of the returns.
+    pub return_std: f64,
+    /// Mean planning time per decision, over all decisions.
+    pub ms_per_decision: f64,
+    /// Mean predicted return R (eq. 3) of the chosen plans, over all decisions.
+    pub predicted_return_mean: f64,
+    /// The table the row was appended to.
+    pub csv: PathBuf,
+}
+
+/// A run's model loaded with the planner to evaluate, and its environment.
+pub struct Evaluator {
+    run_dir: PathBuf,
+    cfg: RunConfig,
+    planner: PlannerConfig,
+    settings: String,
+    checkpoint: PathBuf,
+    counters: Counters,
+    device: String,
+    env: Box<dyn Env>,
+    agent: Agent,
+    opts: EvalOptions,
+}
+
+impl Evaluator {
+    /// Loads the run in `run_dir` (its configuration and latest checkpoint) and builds the
+    /// planner. Settings are checked before anything is loaded.
+    pub fn new(run_dir: &Path, opts: EvalOptions) -> Result<Evaluator> {
+        let cfg = read_run_config(run_dir)?;
+        if opts.episodes == 0 {
+            return Err(invalid("episodes", "must be at least 1"));
+        }
+        let planner = resolve_planner(&cfg.planner, opts.planner.as_deref(), &opts.overrides)?;
+        let settings = differing_settings(&cfg.planner, &planner)?;
+        let device_spec = opts.device.as_deref().unwrap_or(&cfg.device).parse::<DeviceSpec>()?;
+        let device = device_spec.resolve()?;
+        gradplan_backend::set_threads(opts.threads.unwrap_or(cfg.threads));
+        let checkpoint = checkpoint::latest(run_dir)?.ok_or_else(|| {
+            Error::RunDir(format!(
+                "{} has no checkpoint yet (a run writes one every train.checkpoint_interval = {} episodes); \
+                 continue it with `gradplan resume --run-dir {}`",
+                run_dir.display(),
+                cfg.train.checkpoint_interval,
+                run_dir.display()
+            ))
+        })?;
+        let counters = checkpoint::read_counters(&checkpoint)?;
+        let env = make_env(&cfg.env)?;
+        let action_spec = env.action_spec().clone();
+        let mut model =
+            WorldModel::new(&cfg.model, obs_shape(env.obs_spec()), action_spec.dim() as i64, device)?;
+        model.load(&checkpoint.join(MODEL_FILE))?;
+        let agent = Agent::new(Rc::new(model), &planner, action_spec)?;
+        Ok(Evaluator {
+            run_dir: run_dir.to_owned(),
+            cfg,
+            planner,
+            settings,
+            checkpoint,
+            counters,
+            device: device_spec.to_string(),
+            env,
+            agent,
+            opts,
+        })
+    }
+
+    /// The run's configuration (its planner section is the training planner's).
+    pub fn run_config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    /// The planner being evaluated.
+    pub fn planner(&self) -> &PlannerConfig {
+        &self.planner
+    }
+
+    /// Planner settings that differ from the run's, `k=v;k=v`.
+    pub fn settings(&self) -> &str {
+        &self.settings
+    }
+
+    pub fn checkpoint(&self) -> &Path {
+        &self.checkpoint
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Plays the episodes, calling `on_episode(index, stats)` after each and handing every
+    /// frame the agent saw to `frames`, then appends the row to `eval.csv`.
+    pub fn run(
+        &mut self,
+        on_episode: &mut dyn FnMut(usize, &EpisodeStats),
+        mut frames: Option<&mut dyn FnMut(&Frame)>,
+    ) -> Result<EvalReport> {
+        let mut episodes = Vec::with_capacity(self.opts.episodes);
+        for i in 0..self.opts.episodes {
+            let opts = EpisodeOptions {
+                policy: Policy::Plan { noise: 0.0 },
+                seed: derive_seed(self.opts.seed, Stream::Eval, i as u64),
+                episode_steps: self.cfg.env.episode_steps,
+                replay: None,
+                frames: frames
+                    .as_deref_mut()
+                    .map(|push| FrameSink { render_size: self.cfg.env.image_size, push }),
+                label: "eval",
+            };
+            let stats = self.agent.run_episode(self.env.as_mut(), opts)?;
+            on_episode(i, &stats);
+            episodes.push(stats);
+        }
+        let n = episodes.len() as f64;
+        let return_mean = episodes.iter().map(|e| e.total_return).sum::<f64>() / n;
+        let return_std =
+            (episodes.iter().map(|e| (e.total_return - return_mean).powi(2)).sum::<f64>() / n).sqrt();
+        let decisions = episodes.iter().map(|e| e.decisions).sum::<usize>().max(1) as f64;
+        let per_decision = |f: fn(&EpisodeStats) -> Option<f64>| {
+            episodes.iter().map(|e| f(e).unwrap_or(0.0) * e.decisions as f64).sum::<f64>() / decisions
+        };
+        let report = EvalReport {
+            task: self.cfg.env.task.clone(),
+            checkpoint: self.checkpoint.clone(),
+            counters: self.counters,
+            planner: self.planner.clone(),
+            settings: self.settings.clone(),
+            seed: self.opts.seed,
+            ms_per_decision: per_decision(|e| e.plan_ms),
+            predicted_return_mean: per_decision(|e| e.predicted_return),
+            episodes,
+            return_mean,
+            return_std,
+            csv: self.run_dir.join(EVAL_FILE),
+        };
+        append_row(&report.csv, &row(&report, &self.device, SystemTime::now()))?;
+        Ok(report)
+    }
+}
+
+/// Evaluates without callbacks: [`Evaluator::new`], then [`Evaluator::run`].
+pub fn evaluate(run_dir: &Path, opts: EvalOptions) -> Result<EvalReport> {
+    Evaluator::new(run_dir, opts)?.run(&mut |_, _| {}, None)
+}
+
+fn invalid(key: &str, reason: &str) -> Error {
+    Error::Config(gradplan_config::Error::Invalid { key: key.into(), reason: reason.into() })
+}
+
+/// The planner to evaluate: the run's planner section, then `kind`, then the `planner.*`
+/// overrides. When the kind changes, I is re-resolved from the new kind (the stored
+/// configuration has the training planner's I filled in) unless an override sets it.
+pub fn resolve_planner(
+    run: &PlannerConfig,
+    kind: Option<&str>,
+    overrides: &[String],
+) -> Result<PlannerConfig> {
+    let kind = kind.map(str::parse::<PlannerKind>).transpose()?;
+    let mut explicit_iterations = false;
+    for o in overrides {
+        let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or(o);
+        if !key.starts_with("planner.") {
+            return Err(invalid(
+                key,
+                "eval changes planner settings only (`--set planner.<key>=<value>`); the environment and \
+                 model are the run's",
+            ));
+        }
+        explicit_iterations |= key == "planner.iterations";
+    }
+    let mut root = toml::Table::new();
+    root.insert("planner".into(), toml::Value::try_from(run).map_err(gradplan_config::Error::from)?);
+    let mut value = toml::Value::Table(root);
+    let parse = |value: &toml::Value| -> std::result::Result<PlannerConfig, toml::de::Error> {
+        value.get("planner").cloned().unwrap_or_else(|| toml::Value::Table(Default::default())).try_into()
+    };
+    let kind = kind.map(|k| format!("planner.kind=\"{k}\""));
+    // One at a time, so that a bad value is reported with its key.
+    for o in kind.iter().chain(overrides) {
+        apply_override(&mut value, o)?;
+        if let Err(e) = parse(&value) {
+            let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or(o);
+            // The message alone: toml's full error repeats it on a second line.
+            return Err(invalid(key, e.message()));
+        }
+    }
+    let mut planner = parse(&value).map_err(|e| invalid("planner", e.message()))?;
+    if planner.kind != run.kind && !explicit_iterations {
+        planner.iterations = None;
+    }
+    planner.iterations = Some(planner.iterations());
+    planner.validate()?;
+    Ok(planner)
+}
+
+/// `k=v;k=v` for every planner setting in which `eval` differs from `run`, the kind
+/// excluded (it has its own column); `none` stands for an unset optional setting.
+pub fn differing_settings(run: &PlannerConfig, eval: &PlannerConfig) -> Result<String> {
+    let table = |p: &PlannerConfig| -> Result<toml::Table> {
+        Ok(toml::Table::try_from(p).map_err(gradplan_config::Error::from)?)
+    };
+    let (a, b) = (table(run)?, table(eval)?);
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).filter(|k| *k != "kind").collect();
+    keys.sort();
+    keys.dedup();
+    let show = |v: Option<&toml::Value>| match v {
+        None => "none".to_owned(),
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    Ok(keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k}={}", show(b.get(k))))
+        .collect::<Vec<_>>()
+        .join(";"))
+}
+
+/// The report's cells, in [`EVAL_COLUMNS`] order.
+fn row(r: &EvalReport, device: &str, now: SystemTime) -> Vec<String> {
+    vec![
+        utc_timestamp(now),
+        r.counters.episodes.to_string(),
+        r.counters.env_steps.to_string(),
+        r.planner.kind.to_string(),
+        r.settings.clone(),
+        r.seed.to_string(),
+        r.episodes.len().to_string(),
+        format!("{:.6}", r.return_mean),
+        format!("{:.6}", r.return_std),
+        format!("{:.3}", r.ms_per_decision),
+        format!("{:.6}", r.predicted_return_mean),
+        device.to_owned(),
+    ]
+}
+
+/// Quotes a CSV cell when it needs it (RFC 4180).
+fn csv_cell(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_owned()
+    }
+}
+
+/// Appends one row to `path`, creating it with the header when missing. The whole table is
+/// written to a temporary file and renamed over the old one, so a crash leaves either the
+/// old table or the new one.
+fn append_row(path: &Path, cells: &[String]) -> Result<()> {
+    let header = EVAL_COLUMNS.join(",");
+    let mut text = match std::fs::read_to_string(path) {
+        Ok(old) if !old.trim().is_empty() => {
+            if old.lines().next() != Some(header.as_str()) {
+                return Err(Error::RunDir(format!(
+                    "{} has other columns than `{header}`; move it aside and evaluate again",
+                    path.display()
+                )));
+            }
+            old
+        }
+        Ok(_) => String::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(Error::Io { path: path.to_owned(), source }),
+    };
+    if text.is_empty() {
+        text = header + "\n";
+    } else if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text += &cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",");
+    text.push('\n');
+    checkpoint::write_atomic(path, text.as_bytes())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) for a point in time.
+fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01, counting in 400-year eras
+/// (146 097 days each) of years that start on 1 March, so the leap day is the last day.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of era, [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of era, [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year, [0, 365]
+    let mp = (5 * doy + 2) / 153; // month from March, [0, 11]
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn run_planner() -> PlannerConfig {
+        RunConfig::resolve("debug", None, &[]).unwrap().planner
+    }
+
+    #[test]
+    fn timestamps_are_utc_dates() {
+        let at = |s: u64| utc_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_new_kind_gets_its_own_iterations_unless_they_are_set() {
+        let run = run_planner();
+        assert_eq!((run.kind, run.iterations), (PlannerKind::Cem, Some(2)));
+        let same = resolve_planner(&run, Some("cem"), &[]).unwrap();
+        assert_eq!(same, run);
+        assert_eq!(differing_settings(&run, &same).unwrap(), "");
+        let g = resolve_planner(&run, Some("grad-mpc"), &[]).unwrap();
+        assert_eq!((g.kind, g.iterations), (PlannerKind::GradMpc, Some(40)));
+        assert_eq!(differing_settings(&run, &g).unwrap(), "iterations=40");
+        let g = resolve_planner(
+            &run,
+            Some("grad-mpc"),
+            &[
+                "planner.iterations=5".into(),
+                "planner.optimizer=adam".into(),
+                "planner.action_lr=0.05".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(g.iterations, Some(5));
+        assert_eq!(differing_settings(&run, &g).unwrap(), "action_lr=0.05;iterations=5;optimizer=adam");
+        // Same kind: the run's I stays.
+        let c = resolve_planner(&run, None, &["planner.candidates=8".into()]).unwrap();
+        assert_eq!((c.iterations, c.candidates), (Some(2), 8));
+        let clip = resolve_planner(&run, None, &["planner.grad_clip_per_step=1.5".into()]).unwrap();
+        assert_eq!(differing_settings(&run, &clip).unwrap(), "grad_clip_per_step=1.5");
+        assert_eq!(differing_settings(&clip, &run).unwrap(), "grad_clip_per_step=none");
+    }
+
+    #[test]
+    fn bad_planners_and_keys_are_refused() {
+        let run = run_planner();
+        let err = resolve_planner(&run, Some("cme"), &[]).unwrap_err().to_string();
+        assert!(err.contains("cem, grad-mpc, mppi, grad-cem, random-shooting"), "{err}");
+        let err = resolve_planner(&run, None, &["planner.iteratons=3".into()]).unwrap_err().to_string();
+        assert!(err.contains("iteratons"), "{err}");
+        let err = resolve_planner(&run, None, &["model.belief_size=3".into()]).unwrap_err().to_string();
+        assert!(err.contains("model.belief_size") && err.contains("planner settings only"), "{err}");
+        let err = resolve_planner(&run, None, &["planner.horizon=0".into()]).unwrap_err().to_string();
+        assert!(err.contains("planner.horizon"), "{err}");
+        assert!(resolve_planner(&run, None, &["planner.horizon".into()]).is_err());
+    }
+
+    #[test]
+    fn rows_are_appended_atomically_under_one_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EVAL_FILE);
+        let cells: Vec<String> = (0..EVAL_COLUMNS.len()).map(|i| i.to_string()).collect();
+        append_row(&path, &cells).unwrap();
+        let mut quoted = cells.clone();
+        quoted[4] = "a,\"b\"".into();
+        append_row(&path, &quoted).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], EVAL_COLUMNS.join(","));
+        assert_eq!(lines[1], cells.join(","));
+        assert!(lines[2].contains(",\"a,\"\"b\"\"\","), "{text}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temporary file left behind");
+        std::fs::write(&path, "something,else\n").unwrap();
+        let err = append_row(&path, &cells).unwrap_err().to_string();
+        assert!(err.contains("other columns"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "something,else\n");
+    }
+}

@@ -1,0 +1,131 @@
+//! `gradplan eval` on a tiny native-pendulum run (no Python; state observations, so the
+//! video frames are rendered): planners compared on one model, same seed → same returns,
+//! one eval.csv row per evaluation, clear errors.
+//!
+//! Only one test here draws from tch's global generator, so the returns stay reproducible
+//! under `cargo test`'s threads as well as under nextest's processes.
+
+use gradplan_config::RunConfig;
+use gradplan_env::Frame;
+use gradplan_train::eval::{EVAL_COLUMNS, EVAL_FILE};
+use gradplan_train::{evaluate, EvalOptions, Evaluator, RunOptions, Trainer};
+use std::path::Path;
+
+/// The debug preset with 50-decision episodes (4 episodes of 100 simulator steps).
+fn debug_config(extra: &[&str]) -> RunConfig {
+    let mut overrides: Vec<String> = [
+        "env.task=native_pendulum-swingup",
+        "env.obs=state",
+        "env.episode_steps=100",
+        "train.total_env_steps=400",
+        "seed=7",
+        "threads=1",
+    ]
+    .map(String::from)
+    .into();
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    RunConfig::resolve("debug", None, &overrides).unwrap()
+}
+
+fn opts(planner: &str, overrides: &[&str], seed: u64) -> EvalOptions {
+    EvalOptions {
+        planner: Some(planner.into()),
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        episodes: 2,
+        seed,
+        threads: Some(1),
+        ..Default::default()
+    }
+}
+
+/// eval.csv as rows of cells (none of ours needs quoting).
+fn rows(dir: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(dir.join(EVAL_FILE))
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn planners_are_compared_on_one_model_reproducibly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    Trainer::create(debug_config(&[]), &dir).unwrap().run(&RunOptions::default()).unwrap();
+    let returns =
+        |r: &gradplan_train::EvalReport| r.episodes.iter().map(|e| e.total_return).collect::<Vec<_>>();
+
+    let cem = evaluate(&dir, opts("cem", &[], 3)).unwrap();
+    let again = evaluate(&dir, opts("cem", &[], 3)).unwrap();
+    assert_eq!(returns(&cem), returns(&again), "same seed, different returns");
+    assert_eq!(cem.predicted_return_mean, again.predicted_return_mean);
+    assert_eq!((cem.counters.episodes, cem.counters.env_steps), (4, 400));
+    assert_eq!(cem.settings, "", "the run's own planner");
+    assert!(cem.episodes.iter().all(|e| e.decisions == 50 && e.env_steps == 100), "{:?}", cem.episodes);
+    let other_seed = evaluate(&dir, opts("cem", &[], 4)).unwrap();
+    assert_ne!(returns(&cem), returns(&other_seed));
+
+    // Another planner on the same model, with the frames it saw.
+    let mut evaluator = Evaluator::new(&dir, opts("grad-mpc", &["planner.iterations=3"], 3)).unwrap();
+    assert_eq!(evaluator.planner().iterations, Some(3));
+    let mut frames = 0usize;
+    let mut count = |f: &Frame| {
+        assert_eq!((f.height, f.width), (64, 64));
+        frames += 1;
+    };
+    let mut seen = Vec::new();
+    let grad = evaluator.run(&mut |i, e| seen.push((i, e.total_return)), Some(&mut count)).unwrap();
+    assert_eq!(frames, 2 * (1 + 50), "a reset frame and one per decision");
+    assert_eq!(seen, vec![(0, grad.episodes[0].total_return), (1, grad.episodes[1].total_return)]);
+    assert_eq!(grad.settings, "iterations=3");
+    assert!(grad.ms_per_decision > 0.0 && grad.predicted_return_mean.is_finite());
+    let same = evaluate(&dir, opts("grad-mpc", &["planner.iterations=3"], 3)).unwrap();
+    assert_eq!(returns(&grad), returns(&same));
+
+    let table = rows(&dir);
+    assert_eq!(table[0], EVAL_COLUMNS, "header");
+    assert_eq!(table.len(), 1 + 5, "one row per evaluation");
+    let col = |name: &str| EVAL_COLUMNS.iter().position(|c| *c == name).unwrap();
+    let planners: Vec<&str> = table[1..].iter().map(|r| r[col("planner")].as_str()).collect();
+    assert_eq!(planners, ["cem", "cem", "cem", "grad-mpc", "grad-mpc"]);
+    for (row, report) in table[1..].iter().zip([&cem, &again, &other_seed, &grad, &same]) {
+        assert_eq!(row.len(), EVAL_COLUMNS.len());
+        assert_eq!(row[col("checkpoint_episode")], "4");
+        assert_eq!(row[col("checkpoint_env_steps")], "400");
+        assert_eq!(row[col("settings")], report.settings);
+        assert_eq!(row[col("seed")], report.seed.to_string());
+        assert_eq!(row[col("episodes")], "2");
+        assert_eq!(row[col("return_mean")], format!("{:.6}", report.return_mean));
+        assert_eq!(row[col("device")], "cpu");
+        assert!(row[col("timestamp")].ends_with('Z'));
+        for c in ["return_std", "ms_per_decision", "predicted_return_mean"] {
+            assert!(row[col(c)].parse::<f64>().is_ok_and(f64::is_finite), "{c}: {row:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_runs_planners_and_settings_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = |dir: &Path, o: EvalOptions| evaluate(dir, o).expect_err("should fail").to_string();
+
+    let e = err(&tmp.path().join("nothing"), opts("cem", &[], 0));
+    assert!(e.contains("config.toml"), "{e}");
+
+    // A run that has not written a checkpoint yet (its configuration only; nothing is
+    // trained, so this test draws no random numbers).
+    let dir = tmp.path().join("fresh");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), debug_config(&[]).to_toml().unwrap()).unwrap();
+    let e = err(&dir, opts("cem", &[], 0));
+    assert!(e.contains("no checkpoint yet") && e.contains("gradplan resume"), "{e}");
+    let e = err(&dir, opts("cme", &[], 0));
+    assert!(e.contains("cem, grad-mpc, mppi, grad-cem, random-shooting"), "{e}");
+    let e = err(&dir, opts("mppi", &["planner.temprature=2"], 0));
+    assert!(e.contains("planner.temprature"), "{e}");
+    let e = err(&dir, opts("mppi", &["model.belief_size=8"], 0));
+    assert!(e.contains("planner settings only"), "{e}");
+    let e = err(&dir, EvalOptions { episodes: 0, ..opts("cem", &[], 0) });
+    assert!(e.contains("episodes"), "{e}");
+    assert!(!dir.join(EVAL_FILE).exists());
+}
