@@ -78,6 +78,15 @@ pub struct FilterStep {
     pub posterior: Gaussian,
 }
 
+/// One open-loop step: the new state and the prior it came from.
+#[derive(Debug)]
+pub struct Prediction {
+    /// `h_{t+1}` and `s_{t+1}` (a prior sample, or the prior mean).
+    pub state: RssmState,
+    /// `p(s_{t+1} | h_{t+1})`.
+    pub prior: Gaussian,
+}
+
 /// The result of filtering a sequence of observations.
 #[derive(Debug)]
 pub struct Observed {
@@ -167,10 +176,19 @@ impl Rssm {
     /// # Shapes
     /// `state: [B, …]`, `action: [B, A]` → `[B, …]`.
     pub fn imagine_step(&self, state: &RssmState, action: &Tensor, sample: bool) -> RssmState {
+        self.predict(state, action, sample).state
+    }
+
+    /// [`Rssm::imagine_step`], also returning the prior `p(s_{t+1} | h_{t+1})` the new
+    /// stochastic state was drawn from (latent overshooting needs its KL).
+    ///
+    /// # Shapes
+    /// `state: [B, …]`, `action: [B, A]` → `[B, …]`.
+    pub fn predict(&self, state: &RssmState, action: &Tensor, sample: bool) -> Prediction {
         let belief = self.deterministic(state, action);
         let prior = self.prior(&belief);
-        let stoch = if sample { prior.sample() } else { prior.mean };
-        RssmState { belief, stoch }
+        let stoch = if sample { prior.sample() } else { prior.mean.shallow_clone() };
+        Prediction { state: RssmState { belief, stoch }, prior }
     }
 
     /// One filtering step with an observation embedding; returns the new state (a
@@ -256,7 +274,7 @@ mod tests {
 
     #[test]
     fn episode_starts_reset_the_state() {
-        tch::manual_seed(0);
+        let _stream = crate::seeded(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ModelConfig {
             belief_size: 8,

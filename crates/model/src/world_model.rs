@@ -3,9 +3,35 @@
 //! Loss (the seed's eq. 2, PlaNet's implementation), averaged over time and batch:
 //! `‖ô_t − o_t‖²` summed over pixels (a unit-variance Gaussian log-likelihood up to a
 //! constant), `(r̂_t − r_t)²`, and `max(KL[q(s_t | h_t, e_t) ‖ p(s_t | h_t)], free_nats)`.
+//!
+//! # Latent overshooting
+//!
+//! PlaNet §4, eq. 7 (Hafner et al. 2019); on when β_os (`overshooting_kl_beta`) or the
+//! overshooting reward scale is non-zero, off by default (Table A.7). From every posterior
+//! state `(h_t, s_t)` of the chunk the prior is rolled open loop with the actions
+//! `a_{t+1..t+d}`, sampling `s` at every step as PlaNet does, for `d = 1..D`:
+//!
+//! ```text
+//! overshooting_kl     = β_os/D · Σ_d mean_{t,b} m_{t,d} · max(KL[sg q(s_{t+d} | o_{≤t+d}) ‖ p(s_{t+d} | s_t, a_{t+1..t+d})], free_nats)
+//! overshooting_reward = scale/D · Σ_d mean_{t,b} m_{t,d} · (r̂(h_{t+d}, s_{t+d}) − r_{t+d})²
+//! ```
+//!
+//! `sg` stops the gradient (the posterior is the target; overshooting trains the prior).
+//! `m_{t,d}` is 1 when `t + d` lies in the chunk and no episode starts in `(t, t + d]`, else 0,
+//! so a rollout never crosses an episode start. The mean runs over all `T·B` start times, so
+//! every target step gets eq. 7's `(1/D) Σ_d β_d` and the term sits on the per-step scale of
+//! the KL above. D = 1 reproduces that KL's value at `t ≥ 1`.
+//!
+//! Where the PyTorch reference (Kaixhin/PlaNet `main.py`) differs: it starts the rollouts
+//! from the *prior* sample at `t` rather than the posterior of eq. 7; it normalises by the
+//! mean over its padded `[D, (L−2)·B]` window tensor times `L − 1` (L observations, T = L − 1
+//! latent steps), which is ours times `T²/(D(T−1))`, 1.0004 at its `L = D = 50`; its
+//! padded steps are raised to `free_nats` by the clamp (a constant, no gradient) where ours
+//! add 0; it resets rather than masks at episode ends; and it only adds the reward term when
+//! β_os ≠ 0.
 
 use crate::nn::{activate, linear, Mlp};
-use crate::rssm::{Observed, Rssm, RssmState};
+use crate::rssm::{Gaussian, Observed, Rssm, RssmState};
 use crate::{Error, Result};
 use gradplan_config::ModelConfig;
 use std::path::Path;
@@ -56,13 +82,27 @@ pub struct SequenceBatch {
     pub is_first: Tensor,
 }
 
-/// The loss terms of one batch (scalars); `total` carries the graph.
+/// The loss terms of one batch (scalars); `total` carries the graph and is their sum (plus
+/// β_global times the global KL when that is on).
 #[derive(Debug)]
 pub struct Losses {
     pub total: Tensor,
     pub observation: Tensor,
     pub reward: Tensor,
     pub kl: Tensor,
+    /// The latent overshooting KL as added to `total` (weighted by β_os/D); 0 when off.
+    pub overshooting_kl: Tensor,
+    /// The overshooting reward loss as added to `total` (weighted by scale/D); 0 when off.
+    pub overshooting_reward: Tensor,
+}
+
+/// Latent overshooting terms summed over distances, per start time, unweighted.
+#[derive(Debug)]
+struct Overshooting {
+    /// `Σ_d m_{t,d} max(KL_{t,d}, free_nats)`, `[T, B]` (zeros unless asked for).
+    kl: Tensor,
+    /// `Σ_d m_{t,d} (r̂_{t+d} − r_{t+d})²`, `[T, B]` (zeros unless asked for).
+    reward: Tensor,
 }
 
 /// The world model and its parameters.
@@ -87,6 +127,7 @@ impl WorldModel {
     /// Builds a freshly initialised model on `device`.
     pub fn new(cfg: &ModelConfig, obs: ObsShape, action_dim: i64, device: Device) -> Result<Self> {
         cfg.validate()?;
+        check_overshooting(cfg)?;
         if let ObsShape::Pixels { size } = obs {
             if size != 64 {
                 return Err(Error::Unsupported(format!(
@@ -206,13 +247,13 @@ impl WorldModel {
         self.rssm.observe(&embeds, &batch.actions, &batch.is_first, &init)
     }
 
-    /// The ELBO terms of a batch.
+    /// The ELBO terms of a batch, with latent overshooting when it is on (module docs).
+    ///
+    /// # Shapes
+    /// `batch`: `[T, B, …]` throughout.
     pub fn loss(&self, batch: &SequenceBatch) -> Result<Losses> {
-        if self.cfg.overshooting_kl_beta != 0.0 || self.cfg.overshooting_reward_scale != 0.0 {
-            return Err(Error::Unsupported(
-                "latent overshooting is not implemented yet; set its betas to 0".into(),
-            ));
-        }
+        debug_assert_eq!(batch.is_first.size()[..], batch.obs.size()[..2]);
+        debug_assert_eq!(batch.rewards.size(), batch.is_first.size());
         let observed = self.observe(batch);
         let features = observed.features(); // [T, B, belief + state]
         let recon = Self::over_time(&features, |x| self.decode(x));
@@ -229,13 +270,85 @@ impl WorldModel {
         let kl = kl_t.clamp_min(self.cfg.free_nats).mean(Kind::Float);
         let mut total = &observation + &reward + &kl;
         if self.cfg.global_kl_beta != 0.0 {
-            let standard = crate::rssm::Gaussian {
+            let standard = Gaussian {
                 mean: observed.posterior.mean.zeros_like(),
                 std: observed.posterior.std.ones_like(),
             };
             total += observed.posterior.kl(&standard).mean(Kind::Float) * self.cfg.global_kl_beta;
         }
-        Ok(Losses { total, observation, reward, kl })
+        let (kl_beta, reward_scale) = (self.cfg.overshooting_kl_beta, self.cfg.overshooting_reward_scale);
+        let zero = || Tensor::zeros([], (Kind::Float, self.device()));
+        let (overshooting_kl, overshooting_reward) = if kl_beta != 0.0 || reward_scale != 0.0 {
+            let terms = self.overshooting(&observed, batch, kl_beta != 0.0, reward_scale != 0.0);
+            // D from the settings even where the chunk clips the windows: eq. 7's 1/D.
+            let d = self.cfg.overshooting_distance as f64;
+            let os_kl = terms.kl.mean(Kind::Float) * (kl_beta / d);
+            let os_reward = terms.reward.mean(Kind::Float) * (reward_scale / d);
+            total = total + &os_kl + &os_reward;
+            (os_kl, os_reward)
+        } else {
+            // Nothing is added to `total`, so the loss stays bit-identical to the plain ELBO.
+            (zero(), zero())
+        };
+        Ok(Losses { total, observation, reward, kl, overshooting_kl, overshooting_reward })
+    }
+
+    /// Rolls the prior open loop from every posterior state of `observed` for up to D steps
+    /// and sums the masked overshooting terms over distances (module docs). All start times
+    /// form one batch of `T·B` rows, so the loop runs over distances only; at distance `d`
+    /// just the `(T − d)·B` rows whose target `t + d` is still inside the chunk are stepped.
+    ///
+    /// # Shapes
+    /// `observed`: `[T, B, …]`, `batch`: `[T, B, …]` → `[T, B]` each.
+    fn overshooting(
+        &self,
+        observed: &Observed,
+        batch: &SequenceBatch,
+        with_kl: bool,
+        with_reward: bool,
+    ) -> Overshooting {
+        let (steps, b) = (batch.is_first.size()[0], batch.is_first.size()[1]);
+        debug_assert_eq!(observed.beliefs.size()[..2], [steps, b]);
+        debug_assert_eq!(batch.actions.size()[..2], [steps, b]);
+        // Row t·B + j is start time t of sequence j, so a start time prefix is a row prefix.
+        let flat = |x: &Tensor| x.flatten(0, 1);
+        let mut state = RssmState { belief: flat(&observed.beliefs), stoch: flat(&observed.states) };
+        let actions = flat(&batch.actions); // [T·B, A]
+        let rewards = flat(&batch.rewards); // [T·B]
+
+        // PlaNet detaches the target posterior: overshooting should improve the multi-step
+        // prior, not pull the filter towards what the open-loop prior can predict.
+        let target_mean = flat(&observed.posterior.mean).detach(); // [T·B, S]
+        let target_std = flat(&observed.posterior.std).detach();
+        let continues = flat(&(batch.is_first.ones_like() - &batch.is_first)); // [T·B]
+        let mut alive = continues.ones_like(); // m_{t,d}: no episode start in (t, t + d]
+        let mut kl = Tensor::zeros([steps * b], (Kind::Float, self.device()));
+        let mut reward = kl.zeros_like();
+        let distance = (self.cfg.overshooting_distance as i64).min(steps - 1);
+        for d in 1..=distance {
+            let rows = (steps - d) * b;
+            let ahead = |x: &Tensor| x.narrow(0, d * b, rows); // the values at t + d
+            let prev =
+                RssmState { belief: state.belief.narrow(0, 0, rows), stoch: state.stoch.narrow(0, 0, rows) };
+            alive = alive.narrow(0, 0, rows) * ahead(&continues); // [(T−d)·B]
+
+            // Sampled like PlaNet's open-loop prior; the prior mean would understate the
+            // spread the multi-step prior has to account for.
+            let step = self.rssm.predict(&prev, &ahead(&actions), true);
+            let pad = [0, d * b]; // back to [T·B]: rows past T − d got nothing at this d
+            if with_kl {
+                let target = Gaussian { mean: ahead(&target_mean), std: ahead(&target_std) };
+                // Masking after the clamp: a masked step adds exactly 0, not free_nats.
+                let term = target.kl(&step.prior).clamp_min(self.cfg.free_nats) * &alive;
+                kl += term.constant_pad_nd(pad);
+            }
+            if with_reward {
+                let term = (self.reward(&step.state.features()) - ahead(&rewards)).square() * &alive;
+                reward += term.constant_pad_nd(pad);
+            }
+            state = step.state;
+        }
+        Overshooting { kl: kl.view([steps, b]), reward: reward.view([steps, b]) }
     }
 
     /// Posterior reconstructions of a batch, `[T, B, …]` like `batch.obs`.
@@ -301,6 +414,30 @@ impl WorldModel {
     }
 }
 
+/// The overshooting settings [`ModelConfig::validate`] does not check: the weights must be
+/// non-negative, and D ≥ 1 when either is on (D = 0 would divide by zero).
+fn check_overshooting(cfg: &ModelConfig) -> Result<()> {
+    let invalid = |key: &str, reason: &str| {
+        Error::Config(gradplan_config::Error::Invalid { key: key.into(), reason: reason.into() })
+    };
+    for (key, v) in [
+        ("model.overshooting_kl_beta", cfg.overshooting_kl_beta),
+        ("model.overshooting_reward_scale", cfg.overshooting_reward_scale),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(invalid(key, "must be a non-negative number"));
+        }
+    }
+    let on = cfg.overshooting_kl_beta != 0.0 || cfg.overshooting_reward_scale != 0.0;
+    if on && cfg.overshooting_distance == 0 {
+        return Err(invalid(
+            "model.overshooting_distance",
+            "must be at least 1 when latent overshooting is on",
+        ));
+    }
+    Ok(())
+}
+
 /// PlaNet's preprocessing on the device: u8 frames `[…, H, W, 3]` to f32 `[…, 3, H, W]`
 /// quantised to `bit_depth` bits and centred, `floor(u / 2^(8-b)) / 2^b − 0.5`, plus
 /// `U[0, 1) / 2^b` dequantisation noise when `noise` is set (training).
@@ -335,6 +472,7 @@ mod tests {
 
     #[test]
     fn preprocessing_matches_the_env_crate() {
+        let _stream = crate::seeded(0);
         let frame: Vec<u8> = (0..64 * 64 * 3).map(|i| (i * 7 % 256) as u8).collect();
         let mut expected = vec![0f32; frame.len()];
         gradplan_env::preprocess::frame_to_chw(&frame, 64, 64, 5, None, &mut expected);
@@ -350,6 +488,7 @@ mod tests {
 
     #[test]
     fn pixel_shapes_and_pytorch_names() {
+        let _stream = crate::seeded(0);
         let m =
             WorldModel::new(&ModelConfig::default(), ObsShape::Pixels { size: 64 }, 6, Device::Cpu).unwrap();
         let x = Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu));
@@ -388,7 +527,7 @@ mod tests {
 
     #[test]
     fn free_nats_clamp_the_kl_term() {
-        tch::manual_seed(0);
+        let _stream = crate::seeded(0);
         let cfg = ModelConfig { free_nats: 1e6, ..tiny() };
         let m = WorldModel::new(&cfg, ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
         let losses = m.loss(&random_batch(6, 3, 5, 2)).unwrap();
@@ -406,7 +545,7 @@ mod tests {
 
     #[test]
     fn overfitting_one_batch_lowers_every_term() {
-        tch::manual_seed(1);
+        let _stream = crate::seeded(1);
         let m = WorldModel::new(
             &ModelConfig { free_nats: 0.0, ..tiny() },
             ObsShape::State { dim: 5 },
@@ -429,7 +568,7 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trip_gives_identical_predictions() {
-        tch::manual_seed(2);
+        let _stream = crate::seeded(2);
         let dir = std::env::temp_dir().join(format!("gradplan-model-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("model.safetensors");
@@ -444,5 +583,183 @@ mod tests {
         let err = wrong.load(&path).unwrap_err().to_string();
         assert!(err.contains("shape"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The loss as it was before latent overshooting existed, term by term.
+    fn plain_elbo(m: &WorldModel, batch: &SequenceBatch) -> [Tensor; 4] {
+        let observed = m.observe(batch);
+        let features = observed.features();
+        let recon = WorldModel::over_time(&features, |x| m.decode(x));
+        let observation =
+            (&recon - &batch.obs).square().sum_dim_intlist(2, false, Kind::Float).mean(Kind::Float);
+        let valid = batch.is_first.ones_like() - &batch.is_first;
+        let reward_err = (m.reward(&features) - &batch.rewards).square() * &valid;
+        let reward = reward_err.sum(Kind::Float) / valid.sum(Kind::Float).clamp_min(1.0);
+        let kl = observed.posterior.kl(&observed.prior).clamp_min(m.cfg.free_nats).mean(Kind::Float);
+        [&observation + &reward + &kl, observation, reward, kl]
+    }
+
+    fn overshooting_cfg(distance: usize) -> ModelConfig {
+        ModelConfig {
+            overshooting_distance: distance,
+            overshooting_kl_beta: 1.0,
+            overshooting_reward_scale: 1.0,
+            free_nats: 0.0,
+            ..tiny()
+        }
+    }
+
+    #[test]
+    fn overshooting_off_is_bit_identical_to_the_plain_elbo() {
+        let _stream = crate::seeded(0);
+        let m = WorldModel::new(&tiny(), ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
+        let batch = random_batch(6, 3, 5, 2);
+        let _ = batch.is_first.get(3).get(1).fill_(1.0);
+        tch::manual_seed(3);
+        let l = m.loss(&batch).unwrap();
+        tch::manual_seed(3);
+        let [total, observation, reward, kl] = plain_elbo(&m, &batch);
+        for (ours, reference) in
+            [(&l.total, &total), (&l.observation, &observation), (&l.reward, &reward), (&l.kl, &kl)]
+        {
+            assert!(ours.equal(reference), "{ours:?} vs {reference:?}");
+        }
+        assert_eq!(l.overshooting_kl.double_value(&[]), 0.0);
+        assert_eq!(l.overshooting_reward.double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn overshooting_adds_finite_terms_that_train_the_prior() {
+        let _stream = crate::seeded(4);
+        let m = WorldModel::new(&overshooting_cfg(3), ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
+        let l = m.loss(&random_batch(6, 3, 5, 2)).unwrap();
+        let (os_kl, os_reward) =
+            (l.overshooting_kl.double_value(&[]), l.overshooting_reward.double_value(&[]));
+        assert!(os_kl.is_finite() && os_kl > 0.0, "{os_kl}");
+        assert!(os_reward.is_finite() && os_reward > 0.0, "{os_reward}");
+        let single = (&l.observation + &l.reward + &l.kl).double_value(&[]);
+        let total = l.total.double_value(&[]);
+        assert!(total > single && (total - single - os_kl - os_reward).abs() < 1e-4 * total.abs());
+        // The overshooting KL alone reaches the transition's prior head and its GRU.
+        let grad_of = |loss: &Tensor, names: &[&str]| {
+            let mut vars = m.var_store().variables();
+            for v in vars.values_mut() {
+                v.zero_grad();
+            }
+            loss.backward();
+            names.iter().map(|n| vars[*n].grad().abs().sum(Kind::Float).double_value(&[])).collect::<Vec<_>>()
+        };
+        let l = m.loss(&random_batch(6, 3, 5, 2)).unwrap();
+        let g =
+            grad_of(&l.overshooting_kl, &["transition.fc_state_prior.weight", "transition.rnn.weight_hh"]);
+        assert!(g.iter().all(|&x| x > 0.0), "{g:?}");
+        let l = m.loss(&random_batch(6, 3, 5, 2)).unwrap();
+        let g = grad_of(&l.overshooting_reward, &["reward.fc1.weight", "transition.rnn.weight_hh"]);
+        assert!(g.iter().all(|&x| x > 0.0), "{g:?}");
+        // Each weight scales its own term only.
+        let half =
+            ModelConfig { overshooting_kl_beta: 0.5, overshooting_reward_scale: 0.0, ..overshooting_cfg(3) };
+        let mut m2 = WorldModel::new(&half, ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
+        let dir = std::env::temp_dir().join(format!("gradplan-model-os-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        m.save(&dir.join("m.safetensors")).unwrap();
+        m2.load(&dir.join("m.safetensors")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let batch = random_batch(6, 3, 5, 2);
+        tch::manual_seed(5);
+        let full = m.loss(&batch).unwrap();
+        tch::manual_seed(5);
+        let halved = m2.loss(&batch).unwrap();
+        assert!(halved.overshooting_kl.allclose(&(&full.overshooting_kl * 0.5), 1e-6, 1e-7, false));
+        assert_eq!(halved.overshooting_reward.double_value(&[]), 0.0);
+    }
+
+    /// Observations and actions at `times` replaced by fresh noise.
+    fn perturbed(batch: &SequenceBatch, times: std::ops::Range<i64>) -> SequenceBatch {
+        let (obs, actions) = (batch.obs.copy(), batch.actions.copy());
+        for t in times {
+            obs.get(t).copy_(&obs.get(t).randn_like());
+            actions.get(t).copy_(&actions.get(t).rand_like());
+        }
+        SequenceBatch { obs, actions, rewards: batch.rewards.copy(), is_first: batch.is_first.copy() }
+    }
+
+    /// Per-start-time overshooting terms `[T, B]` with a fixed random stream.
+    fn per_start(m: &WorldModel, batch: &SequenceBatch) -> Overshooting {
+        tch::manual_seed(6);
+        let observed = m.observe(batch);
+        m.overshooting(&observed, batch, true, true)
+    }
+
+    #[test]
+    fn overshooting_never_crosses_an_episode_start() {
+        let _stream = crate::seeded(0);
+        // An episode starts at k = 4 in every sequence; windows (D = 5) from t < k would reach
+        // past it if they were not masked.
+        let (steps, k) = (8, 4);
+        tch::manual_seed(7);
+        let m = WorldModel::new(&overshooting_cfg(5), ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
+        let batch = random_batch(steps, 2, 5, 2);
+        let _ = batch.is_first.get(k).fill_(1.0);
+        let base = per_start(&m, &batch);
+        let same = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-6, 1e-7, false);
+        // Changing the new episode leaves the windows from the old one untouched …
+        let later = per_start(&m, &perturbed(&batch, k..steps));
+        for (a, b) in [(&base.kl, &later.kl), (&base.reward, &later.reward)] {
+            assert!(same(&a.narrow(0, 0, k), &b.narrow(0, 0, k)), "a window crossed the episode start");
+            assert!(!same(&a.narrow(0, k, steps - k), &b.narrow(0, k, steps - k)));
+        }
+        // … and changing the old episode leaves the windows from the new one untouched.
+        let earlier = per_start(&m, &perturbed(&batch, 0..k));
+        for (a, b) in [(&base.kl, &earlier.kl), (&base.reward, &earlier.reward)] {
+            assert!(same(&a.narrow(0, k, steps - k), &b.narrow(0, k, steps - k)));
+            assert!(!same(&a.narrow(0, 0, k), &b.narrow(0, 0, k)));
+        }
+        // Without the episode start the same change does reach the early windows, so the
+        // invariance above is the mask's doing.
+        let _ = batch.is_first.get(k).fill_(0.0);
+        let (a, b) = (per_start(&m, &batch), per_start(&m, &perturbed(&batch, k..steps)));
+        assert!(!same(&a.kl.narrow(0, 0, k), &b.kl.narrow(0, 0, k)));
+        // The last start time has no target inside the chunk.
+        assert_eq!(a.kl.get(steps - 1).abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn one_step_overshooting_is_the_kl_term() {
+        let _stream = crate::seeded(8);
+        let cfg = ModelConfig { free_nats: 0.5, overshooting_reward_scale: 0.0, ..overshooting_cfg(1) };
+        let m = WorldModel::new(&cfg, ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
+        let (steps, b) = (6, 3);
+        let batch = random_batch(steps, b, 5, 2);
+        let _ = batch.is_first.get(3).get(1).fill_(1.0);
+        tch::manual_seed(9);
+        let observed = m.observe(&batch);
+        let os = m.overshooting(&observed, &batch, true, false);
+        // KL[q(s_{t+1}) ‖ p(s_{t+1} | h_{t+1})] clamped, except into an episode start.
+        let kl_t = observed.posterior.kl(&observed.prior).clamp_min(cfg.free_nats);
+        let cont = batch.is_first.ones_like() - &batch.is_first;
+        let expected = (kl_t * cont).narrow(0, 1, steps - 1);
+        assert!(os.kl.narrow(0, 0, steps - 1).allclose(&expected, 1e-5, 1e-6, false));
+        // Through `loss` (same random stream): the mean over T·B start times.
+        tch::manual_seed(9);
+        let l = m.loss(&batch).unwrap();
+        let want = expected.sum(Kind::Float).double_value(&[]) / (steps * b) as f64;
+        assert!((l.overshooting_kl.double_value(&[]) - want).abs() < 1e-5 * want, "{l:?} vs {want}");
+    }
+
+    #[test]
+    fn overshooting_settings_are_checked() {
+        let _stream = crate::seeded(0);
+        let new = |cfg: ModelConfig| WorldModel::new(&cfg, ObsShape::State { dim: 5 }, 2, Device::Cpu);
+        let err = new(overshooting_cfg(0)).unwrap_err().to_string();
+        assert!(err.contains("overshooting_distance"), "{err}");
+        let err = new(ModelConfig { overshooting_kl_beta: -1.0, ..tiny() }).unwrap_err().to_string();
+        assert!(err.contains("overshooting_kl_beta"), "{err}");
+        // D = 0 is harmless while overshooting is off.
+        assert!(new(ModelConfig { overshooting_distance: 0, ..tiny() }).is_ok());
+        // A chunk shorter than D clips the windows.
+        let m = new(overshooting_cfg(50)).unwrap();
+        let l = m.loss(&random_batch(4, 2, 5, 2)).unwrap();
+        assert!(l.total.double_value(&[]).is_finite());
     }
 }
