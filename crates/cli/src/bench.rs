@@ -9,6 +9,9 @@ use gradplan_env::{make_env, PAPER_TASKS};
 use std::process::Command;
 use std::time::Instant;
 
+mod model;
+mod planners;
+
 const ENV_REFERENCE: &str = include_str!("../../../scripts/bench_env_reference.py");
 const BACKEND_REFERENCE: &str = include_str!("../../../scripts/bench_backend_reference.py");
 
@@ -20,6 +23,12 @@ pub enum BenchCommand {
     /// Cost of one simulator step and one 64×64 render through the Rust API vs the same
     /// loop in Python, per task.
     Env(EnvBenchArgs),
+    /// Return reached vs compute (model candidate-steps, wall time) for CEM, MPPI, Grad-MPC
+    /// and GradCEM as the action dimension grows, on a linear-quadratic problem with a known
+    /// optimum and on coupled pendulum swing-ups; writes a CSV, a markdown table and plots.
+    Planners(planners::PlannersArgs),
+    /// Time per world-model update and per planning decision at a preset's sizes.
+    Model(model::ModelBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +73,8 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Backend(args) => backend(args),
         BenchCommand::Env(args) => env(args),
+        BenchCommand::Planners(args) => planners::run(args),
+        BenchCommand::Model(args) => model::run(args),
     }
 }
 

@@ -34,6 +34,8 @@ mod grad_cem;
 mod grad_mpc;
 mod mppi;
 #[cfg(any(test, feature = "testing"))]
+pub mod study;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use ascent::ActionOptimizer;
