@@ -46,6 +46,20 @@ impl Default for GradMpcBench {
     }
 }
 
+impl GradMpcBench {
+    /// Floating-point operations of one iteration, counted from the matrix products (2 per
+    /// multiply-add): per candidate-step the forward pass is the state-action embedding, the
+    /// GRU's two `3·belief`-row products, the prior's two layers and the reward's three.
+    /// The backward pass goes to the actions only, so autograd skips the weight gradients
+    /// and it costs about one forward. Element-wise work is ignored.
+    pub fn flops_per_iteration(&self) -> f64 {
+        let (b, s, h, a) =
+            (self.belief as f64, self.state as f64, self.hidden as f64, self.action_dim as f64);
+        let forward = 2.0 * ((s + a) * b + 2.0 * 3.0 * b * b + b * h + h * 2.0 * s + (b + s) * h + h * h + h);
+        2.0 * forward * (self.candidates * self.horizon) as f64
+    }
+}
+
 /// Timings of one benchmark, in milliseconds per iteration.
 #[derive(Debug, Clone)]
 pub struct Timing {

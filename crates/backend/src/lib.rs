@@ -6,6 +6,7 @@
 //! atomic safetensors I/O with PyTorch-style names, and the backend micro-benchmark.
 
 pub mod bench;
+pub mod optim;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -26,6 +27,8 @@ pub enum Error {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a readable safetensors file ({detail}); it may be truncated or corrupt")]
     CorruptWeights { path: PathBuf, detail: String },
+    #[error("optimiser state: {0}")]
+    OptimizerState(String),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }

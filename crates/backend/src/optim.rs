@@ -4,7 +4,7 @@
 //! root) and `clip_grad_norm_`; written here because exact resume needs the moments saved
 //! with the model, which tch's optimiser does not expose.
 
-use crate::{Error, Result};
+use crate::{load_safetensors, save_safetensors, Error, Result};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
@@ -42,18 +42,22 @@ impl Adam {
         self.steps
     }
 
-    /// Backpropagates `loss`, clips the global gradient norm, takes one Adam step with
-    /// learning rate `lr`, and returns the gradient norm before clipping.
+    /// Backpropagates `loss` into this optimiser's parameters only, clips the global
+    /// gradient norm, takes one Adam step with learning rate `lr`, and returns the gradient
+    /// norm before clipping.
+    ///
+    /// The gradients are computed with `torch.autograd.grad`-style inputs (our parameters), so
+    /// nothing is accumulated into `.grad` of any other tensor in the graph: an actor loss
+    /// that flows through the world model leaves the model's parameters and gradients alone.
+    /// A parameter the loss does not reach gets a zero gradient.
     pub fn backward_step(&mut self, loss: &Tensor, lr: f64) -> f64 {
-        for (_, p) in self.params.iter_mut() {
-            p.zero_grad();
-        }
-        loss.backward();
+        let inputs: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
+        let raw = Tensor::run_backward(&[loss], &inputs, false, false);
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self
-                .params
-                .iter()
-                .map(|(_, p)| if p.grad().defined() { p.grad() } else { p.zeros_like() })
+            let grads: Vec<Tensor> = raw
+                .into_iter()
+                .zip(&self.params)
+                .map(|(g, (_, p))| if g.defined() { g } else { p.zeros_like() })
                 .collect();
             let norm =
                 Tensor::stack(&grads.iter().map(|g| g.square().sum(Kind::Float)).collect::<Vec<_>>(), 0)
@@ -85,19 +89,19 @@ impl Adam {
             tensors.push((format!("exp_avg.{name}"), self.exp_avg[i].shallow_clone()));
             tensors.push((format!("exp_avg_sq.{name}"), self.exp_avg_sq[i].shallow_clone()));
         }
-        Ok(gradplan_backend::save_safetensors(path, &tensors)?)
+        save_safetensors(path, &tensors)
     }
 
     /// Restores what [`Adam::save`] wrote, for the same parameter list.
     pub fn load(&mut self, path: &Path) -> Result<()> {
         let device = self.params.first().map(|(_, t)| t.device()).unwrap_or(tch::Device::Cpu);
-        let loaded = gradplan_backend::load_safetensors(path, device)?;
+        let loaded = load_safetensors(path, device)?;
         let find = |name: &str| {
             loaded
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t.shallow_clone())
-                .ok_or_else(|| Error::Checkpoint(format!("{} lacks `{name}`", path.display())))
+                .ok_or_else(|| Error::OptimizerState(format!("{} lacks `{name}`", path.display())))
         };
         let steps = find("steps")?.int64_value(&[0]);
         tch::no_grad(|| -> Result<()> {
@@ -107,7 +111,7 @@ impl Adam {
                 {
                     let t = find(&format!("{prefix}.{name}"))?;
                     if t.size() != p.size() {
-                        return Err(Error::Checkpoint(format!(
+                        return Err(Error::OptimizerState(format!(
                             "optimiser state for `{name}` has the wrong shape"
                         )));
                     }

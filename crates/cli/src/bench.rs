@@ -11,6 +11,7 @@ use std::time::Instant;
 
 mod model;
 mod planners;
+mod trained;
 
 const ENV_REFERENCE: &str = include_str!("../../../scripts/bench_env_reference.py");
 const BACKEND_REFERENCE: &str = include_str!("../../../scripts/bench_backend_reference.py");
@@ -29,6 +30,9 @@ pub enum BenchCommand {
     Planners(planners::PlannersArgs),
     /// Time per world-model update and per planning decision at a preset's sizes.
     Model(model::ModelBenchArgs),
+    /// Predicted return vs ms per decision for every planner and a sweep of J and I, on a
+    /// trained run's world model.
+    Trained(trained::TrainedBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +79,7 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Env(args) => env(args),
         BenchCommand::Planners(args) => planners::run(args),
         BenchCommand::Model(args) => model::run(args),
+        BenchCommand::Trained(args) => trained::run(args),
     }
 }
 
@@ -108,8 +113,8 @@ fn backend(args: &BackendArgs) -> Result<()> {
         args.horizon, args.action_dim, args.threads, args.device
     );
     println!(
-        "{:>6} {:>14} {:>14} {:>16} {:>16}",
-        "J", "tch mean ms", "tch min ms", "PyTorch mean ms", "PyTorch min ms"
+        "{:>6} {:>14} {:>14} {:>16} {:>16} {:>14}",
+        "J", "tch mean ms", "tch min ms", "PyTorch mean ms", "PyTorch min ms", "tch GFLOP/s"
     );
     for &j in &args.candidates {
         let cfg = GradMpcBench {
@@ -129,12 +134,13 @@ fn backend(args: &BackendArgs) -> Result<()> {
         };
         let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
         println!(
-            "{:>6} {:>14.2} {:>14.2} {:>16} {:>16}",
+            "{:>6} {:>14.2} {:>14.2} {:>16} {:>16} {:>14.1}",
             j,
             ours.mean_ms,
             ours.min_ms,
             fmt(reference.as_ref().and_then(|r| r["mean_ms"].as_f64())),
             fmt(reference.as_ref().and_then(|r| r["min_ms"].as_f64())),
+            cfg.flops_per_iteration() / (ours.mean_ms * 1e-3) / 1e9,
         );
     }
     Ok(())

@@ -12,7 +12,8 @@ pub struct EvalArgs {
     /// The run to evaluate: its config.toml and the model of its latest checkpoint.
     #[arg(long)]
     run_dir: PathBuf,
-    /// cem, grad-mpc, mppi, grad-cem or random-shooting (default: the run's planner). Its
+    /// cem, grad-mpc, mppi, grad-cem, random-shooting, or (on a Dreamer run) policy or
+    /// policy-grad-mpc (default: the run's planner). Its
     /// settings are the run's planner section; I follows the new kind unless set.
     #[arg(long)]
     planner: Option<String>,

@@ -7,7 +7,10 @@
 
 mod run;
 
-pub use run::{apply_override, ActionOptimizer, PlannerConfig, PlannerKind, RunConfig, TrainConfig, PRESETS};
+pub use run::{
+    apply_override, ActionOptimizer, DreamerConfig, PlannerConfig, PlannerKind, RunConfig, TrainConfig,
+    PRESETS,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -18,24 +18,35 @@ pub enum PlannerKind {
     GradCem,
     /// The best of J random sequences (CEM with I = 1).
     RandomShooting,
+    /// Dreamer's actor alone: the mean action q_φ(a|s) (the paper's "Pure Policy"). Trains
+    /// a Dreamer agent (actor and value on imagination) alongside the world model.
+    Policy,
+    /// The hybrid Policy+Grad-MPC (§6): the actor's plan refined by gradient ascent on
+    /// Σγ^i r + γ^H v. Trains a Dreamer agent like `policy`.
+    PolicyGradMpc,
 }
 
 impl PlannerKind {
-    pub const ALL: [PlannerKind; 5] = [
+    pub const ALL: [PlannerKind; 7] = [
         PlannerKind::Cem,
         PlannerKind::GradMpc,
         PlannerKind::Mppi,
         PlannerKind::GradCem,
         PlannerKind::RandomShooting,
+        PlannerKind::Policy,
+        PlannerKind::PolicyGradMpc,
     ];
 
     /// Optimisation iterations I when the configuration leaves them open: the paper's 40
     /// for Grad-MPC (Table A.7), PlaNet's 10 for the population methods, 1 for random
-    /// shooting.
+    /// shooting, 10 ascent steps for Policy+Grad-MPC (our choice; the paper gives none), 0
+    /// for the pure policy.
     pub fn default_iterations(self) -> usize {
         match self {
             PlannerKind::GradMpc => 40,
             PlannerKind::RandomShooting => 1,
+            PlannerKind::Policy => 0,
+            PlannerKind::PolicyGradMpc => 10,
             PlannerKind::Cem | PlannerKind::Mppi | PlannerKind::GradCem => 10,
         }
     }
@@ -47,7 +58,14 @@ impl PlannerKind {
             PlannerKind::Mppi => "mppi",
             PlannerKind::GradCem => "grad-cem",
             PlannerKind::RandomShooting => "random-shooting",
+            PlannerKind::Policy => "policy",
+            PlannerKind::PolicyGradMpc => "policy-grad-mpc",
         }
+    }
+
+    /// Whether this planner needs Dreamer's actor and value, which the run then trains.
+    pub fn uses_policy(self) -> bool {
+        matches!(self, PlannerKind::Policy | PlannerKind::PolicyGradMpc)
     }
 }
 
@@ -110,7 +128,15 @@ pub struct PlannerConfig {
     /// mean.
     pub sample_imagined: bool,
     /// γ, discount of predicted rewards inside the horizon, 1 (the paper sums them).
+    /// Policy+Grad-MPC uses `dreamer.discount` instead, the γ its value was trained with.
     pub discount: f64,
+    /// H of Policy+Grad-MPC, 1 (Table 5's planning-horizon).
+    pub hybrid_horizon: usize,
+    /// J of Policy+Grad-MPC, 1 (Table 5's candidates): the actor's plan, plus J − 1 noisy
+    /// copies of it.
+    pub hybrid_candidates: usize,
+    /// σ of the Gaussian noise on Policy+Grad-MPC's extra candidates, 0.3.
+    pub hybrid_noise: f64,
 }
 
 impl Default for PlannerConfig {
@@ -130,6 +156,9 @@ impl Default for PlannerConfig {
             gradcem_steps: 1,
             sample_imagined: true,
             discount: 1.0,
+            hybrid_horizon: 1,
+            hybrid_candidates: 1,
+            hybrid_noise: 0.3,
         }
     }
 }
@@ -168,6 +197,15 @@ impl PlannerConfig {
             if !positive(c) {
                 return Err(invalid("planner.grad_clip_per_step", "must be positive"));
             }
+        }
+        if self.hybrid_horizon == 0 {
+            return Err(invalid("planner.hybrid_horizon", "must be at least 1"));
+        }
+        if self.hybrid_candidates == 0 {
+            return Err(invalid("planner.hybrid_candidates", "must be at least 1"));
+        }
+        if !(self.hybrid_noise.is_finite() && self.hybrid_noise >= 0.0) {
+            return Err(invalid("planner.hybrid_noise", "must be a non-negative number"));
         }
         Ok(())
     }
@@ -243,6 +281,101 @@ impl TrainConfig {
     }
 }
 
+/// Dreamer's actor and value (Hafner et al. 2020; the seed's A.2 and A.4, eqs. 10–13),
+/// trained on imagination when `planner.kind` is `policy` or `policy-grad-mpc`. Defaults are
+/// the paper's Table 5 sizes and Dreamer's reference settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DreamerConfig {
+    /// H, imagination horizon of the actor and value losses, 15.
+    pub horizon: usize,
+    /// γ, discount of imagined rewards, 0.99.
+    pub discount: f64,
+    /// λ of the λ-return (eq. 13), 0.95.
+    pub lambda: f64,
+    /// Units per hidden layer of actor and value, 400 (Table 5's hidden-size).
+    pub hidden: usize,
+    /// Hidden layers of the actor, 4 (Dreamer's reference).
+    pub actor_layers: usize,
+    /// Hidden layers of the value, 3 (Dreamer's reference).
+    pub value_layers: usize,
+    /// Learning rate of the world model in Dreamer runs (replaces `optim.learning_rate`),
+    /// 6e-4.
+    pub model_lr: f64,
+    /// Learning rate of the actor, 8e-5.
+    pub actor_lr: f64,
+    /// Learning rate of the value, 8e-5.
+    pub value_lr: f64,
+    /// Adam ε of all three optimisers in Dreamer runs, 1e-7 (TensorFlow's default, which
+    /// Dreamer's reference uses).
+    pub adam_epsilon: f64,
+    /// Global gradient-norm clip of all three optimisers in Dreamer runs, 100.
+    pub grad_clip: f64,
+    /// σ₀ of the actor before training (std = softplus(x + softplus⁻¹(σ₀)) + σ_min), 5.
+    pub init_std: f64,
+    /// σ_min of the actor, 1e-4.
+    pub min_std: f64,
+    /// Bound of the pre-tanh mean, `mean = s·tanh(μ / s)`, 5.
+    pub mean_scale: f64,
+}
+
+impl Default for DreamerConfig {
+    fn default() -> Self {
+        DreamerConfig {
+            horizon: 15,
+            discount: 0.99,
+            lambda: 0.95,
+            hidden: 400,
+            actor_layers: 4,
+            value_layers: 3,
+            model_lr: 6e-4,
+            actor_lr: 8e-5,
+            value_lr: 8e-5,
+            adam_epsilon: 1e-7,
+            grad_clip: 100.0,
+            init_std: 5.0,
+            min_std: 1e-4,
+            mean_scale: 5.0,
+        }
+    }
+}
+
+impl DreamerConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("dreamer.horizon", self.horizon),
+            ("dreamer.hidden", self.hidden),
+            ("dreamer.actor_layers", self.actor_layers),
+            ("dreamer.value_layers", self.value_layers),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !(self.discount > 0.0 && self.discount <= 1.0) {
+            return Err(invalid("dreamer.discount", "must be in (0, 1]"));
+        }
+        if !(0.0..=1.0).contains(&self.lambda) {
+            return Err(invalid("dreamer.lambda", "must be in [0, 1]"));
+        }
+        for (key, v) in [
+            ("dreamer.model_lr", self.model_lr),
+            ("dreamer.actor_lr", self.actor_lr),
+            ("dreamer.value_lr", self.value_lr),
+            ("dreamer.adam_epsilon", self.adam_epsilon),
+            ("dreamer.grad_clip", self.grad_clip),
+            ("dreamer.init_std", self.init_std),
+            ("dreamer.min_std", self.min_std),
+            ("dreamer.mean_scale", self.mean_scale),
+        ] {
+            if !positive(v) {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Everything a run needs; written to `config.toml` in the run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -260,6 +393,8 @@ pub struct RunConfig {
     pub optim: OptimConfig,
     pub train: TrainConfig,
     pub planner: PlannerConfig,
+    /// Used only when `planner.kind` is `policy` or `policy-grad-mpc`.
+    pub dreamer: DreamerConfig,
 }
 
 impl Default for RunConfig {
@@ -274,6 +409,7 @@ impl Default for RunConfig {
             optim: OptimConfig::default(),
             train: TrainConfig::default(),
             planner: PlannerConfig::default(),
+            dreamer: DreamerConfig::default(),
         }
     }
 }
@@ -328,6 +464,7 @@ impl RunConfig {
         self.model.validate()?;
         self.optim.validate()?;
         self.train.validate()?;
+        self.dreamer.validate()?;
         self.planner.validate()
     }
 }
@@ -420,6 +557,25 @@ mod tests {
         assert!(RunConfig::resolve("debug", None, &["model.belief_size=-1".into()]).is_err());
         assert!(RunConfig::resolve("debug", None, &["nonsense".into()]).is_err());
         assert!(RunConfig::resolve("nope", None, &[]).unwrap_err().to_string().contains("paper"));
+    }
+
+    #[test]
+    fn dreamer_defaults_and_policy_kinds() {
+        let cfg = RunConfig::resolve("paper", None, &["planner.kind=policy-grad-mpc".into()]).unwrap();
+        assert!(cfg.planner.kind.uses_policy() && !PlannerKind::Cem.uses_policy());
+        assert_eq!(cfg.planner.iterations, Some(10));
+        assert_eq!((cfg.planner.hybrid_horizon, cfg.planner.hybrid_candidates), (1, 1));
+        let d = &cfg.dreamer;
+        assert_eq!((d.horizon, d.hidden, d.discount, d.lambda), (15, 400, 0.99, 0.95));
+        assert_eq!((d.model_lr, d.actor_lr, d.value_lr, d.grad_clip), (6e-4, 8e-5, 8e-5, 100.0));
+        assert_eq!("policy".parse::<PlannerKind>().unwrap(), PlannerKind::Policy);
+        assert!(RunConfig::resolve("paper", None, &["dreamer.lambda=1.5".into()]).is_err());
+        assert!(RunConfig::resolve("paper", None, &["dreamer.horizon=0".into()]).is_err());
+        assert!(RunConfig::resolve("paper", None, &["planner.hybrid_candidates=0".into()]).is_err());
+        // A configuration written before the Dreamer section existed still reads.
+        let mut old = toml::Value::try_from(RunConfig::default()).unwrap();
+        old.as_table_mut().unwrap().remove("dreamer");
+        assert!(RunConfig::from_toml(&toml::to_string(&old).unwrap()).is_ok());
     }
 
     #[test]

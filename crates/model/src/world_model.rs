@@ -94,6 +94,9 @@ pub struct Losses {
     pub overshooting_kl: Tensor,
     /// The overshooting reward loss as added to `total` (weighted by scale/D); 0 when off.
     pub overshooting_reward: Tensor,
+    /// The posterior states `h_{1:T}`, `s_{1:T}` (`[T, B, …]`, still in the graph): where
+    /// Dreamer's imagination starts.
+    pub posterior: RssmState,
 }
 
 /// Latent overshooting terms summed over distances, per start time, unweighted.
@@ -290,7 +293,9 @@ impl WorldModel {
             // Nothing is added to `total`, so the loss stays bit-identical to the plain ELBO.
             (zero(), zero())
         };
-        Ok(Losses { total, observation, reward, kl, overshooting_kl, overshooting_reward })
+        let posterior =
+            RssmState { belief: observed.beliefs.shallow_clone(), stoch: observed.states.shallow_clone() };
+        Ok(Losses { total, observation, reward, kl, overshooting_kl, overshooting_reward, posterior })
     }
 
     /// Rolls the prior open loop from every posterior state of `observed` for up to D steps

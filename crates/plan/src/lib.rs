@@ -17,6 +17,8 @@
 //! | [`GradMpc`] | `grad_mpc.rs` | Algorithm 1: gradient ascent on J candidates |
 //! | [`Mppi`] | `mppi.rs` | model predictive path integral (Williams et al.) |
 //! | [`GradCem`] | `grad_cem.rs` | CEM with gradient steps on the samples (Bharadhwaj et al. 2020) |
+//! | [`PolicyPlanner`] | `policy.rs` | the actor's mean action (Dreamer's "pure policy") |
+//! | [`PolicyGradMpc`] | `policy.rs` | §6's hybrid: the actor's plan refined by gradient ascent |
 //!
 //! All work in the dynamics' own kind and device (those of [`LatentDynamics::action_low`]),
 //! batched over candidates, and draw randomness from tch's global generator, so
@@ -33,6 +35,7 @@ mod cem;
 mod grad_cem;
 mod grad_mpc;
 mod mppi;
+mod policy;
 #[cfg(any(test, feature = "testing"))]
 pub mod study;
 #[cfg(any(test, feature = "testing"))]
@@ -43,6 +46,7 @@ pub use cem::{Cem, CemConfig, CemOutput, RandomShootingConfig};
 pub use grad_cem::{GradCem, GradCemConfig};
 pub use grad_mpc::{GradMpc, GradMpcConfig};
 pub use mppi::{Mppi, MppiConfig};
+pub use policy::{PolicyGradMpc, PolicyGradMpcConfig, PolicyPlanner, PolicyPlannerConfig};
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,10 +68,17 @@ pub enum Error {
     )]
     NoValue,
     #[error(
+        "the {0} planner needs a policy (an actor) but the dynamics has none; it needs a run trained \
+         with planner.kind = policy or policy-grad-mpc (Dreamer)"
+    )]
+    NoPolicy(&'static str),
+    #[error(
         "the planned action {action:?} is not finite; lower the action learning rate α or the initial std"
     )]
     NonFinite { action: Vec<f32> },
-    #[error("`{0}` is not a planner; use cem, random-shooting, grad-mpc, mppi or grad-cem")]
+    #[error(
+        "`{0}` is not a planner; use cem, random-shooting, grad-mpc, mppi, grad-cem, policy or policy-grad-mpc"
+    )]
     UnknownPlanner(String),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
@@ -92,6 +103,13 @@ pub trait LatentDynamics {
     fn reward(&self, state: &Self::State) -> Tensor;
     /// Optional learned value v(s) `[n]` (Dreamer); None when the model has none.
     fn value(&self, _state: &Self::State) -> Option<Tensor> {
+        None
+    }
+    /// Optional action prior: the mean action of a learned policy q_φ(a|s) `[n, A]`
+    /// (Dreamer's actor), for the pure policy and the Policy+Grad-MPC hybrid; None when the
+    /// model has none. A method with a default rather than a second trait, so that every
+    /// planner stays generic over one bound and `PlannerConfig::init` serves them all.
+    fn policy(&self, _state: &Self::State) -> Option<Tensor> {
         None
     }
 }
@@ -310,9 +328,12 @@ pub enum PlannerKind {
     GradMpc,
     Mppi,
     GradCem,
+    Policy,
+    PolicyGradMpc,
 }
 
 impl PlannerKind {
+    /// The planners that need only the model (reward and dynamics).
     pub const ALL: [PlannerKind; 5] = [
         PlannerKind::Cem,
         PlannerKind::RandomShooting,
@@ -320,6 +341,9 @@ impl PlannerKind {
         PlannerKind::Mppi,
         PlannerKind::GradCem,
     ];
+    /// The planners that also need a policy ([`LatentDynamics::policy`]) and, for the
+    /// hybrid, a value.
+    pub const WITH_POLICY: [PlannerKind; 2] = [PlannerKind::Policy, PlannerKind::PolicyGradMpc];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -328,6 +352,8 @@ impl PlannerKind {
             PlannerKind::GradMpc => "grad-mpc",
             PlannerKind::Mppi => "mppi",
             PlannerKind::GradCem => "grad-cem",
+            PlannerKind::Policy => "policy",
+            PlannerKind::PolicyGradMpc => "policy-grad-mpc",
         }
     }
 
@@ -339,6 +365,8 @@ impl PlannerKind {
             PlannerKind::GradMpc => PlannerConfig::GradMpc(GradMpcConfig::default()),
             PlannerKind::Mppi => PlannerConfig::Mppi(MppiConfig::default()),
             PlannerKind::GradCem => PlannerConfig::GradCem(GradCemConfig::default()),
+            PlannerKind::Policy => PlannerConfig::Policy(PolicyPlannerConfig::default()),
+            PlannerKind::PolicyGradMpc => PlannerConfig::PolicyGradMpc(PolicyGradMpcConfig::default()),
         }
     }
 }
@@ -354,6 +382,7 @@ impl FromStr for PlannerKind {
     fn from_str(s: &str) -> Result<Self> {
         PlannerKind::ALL
             .into_iter()
+            .chain(PlannerKind::WITH_POLICY)
             .find(|k| k.name() == s)
             .ok_or_else(|| Error::UnknownPlanner(s.to_owned()))
     }
@@ -367,6 +396,8 @@ pub enum PlannerConfig {
     GradMpc(GradMpcConfig),
     Mppi(MppiConfig),
     GradCem(GradCemConfig),
+    Policy(PolicyPlannerConfig),
+    PolicyGradMpc(PolicyGradMpcConfig),
 }
 
 impl PlannerConfig {
@@ -377,6 +408,8 @@ impl PlannerConfig {
             PlannerConfig::GradMpc(_) => PlannerKind::GradMpc,
             PlannerConfig::Mppi(_) => PlannerKind::Mppi,
             PlannerConfig::GradCem(_) => PlannerKind::GradCem,
+            PlannerConfig::Policy(_) => PlannerKind::Policy,
+            PlannerConfig::PolicyGradMpc(_) => PlannerKind::PolicyGradMpc,
         }
     }
 
@@ -388,6 +421,8 @@ impl PlannerConfig {
             PlannerConfig::GradMpc(c) => c.validate(),
             PlannerConfig::Mppi(c) => c.validate(),
             PlannerConfig::GradCem(c) => c.validate(),
+            PlannerConfig::Policy(_) => Ok(()),
+            PlannerConfig::PolicyGradMpc(c) => c.validate(),
         }
     }
 
@@ -399,6 +434,8 @@ impl PlannerConfig {
             PlannerConfig::GradMpc(c) => Box::new(c.init()),
             PlannerConfig::Mppi(c) => Box::new(c.init()),
             PlannerConfig::GradCem(c) => Box::new(c.init()),
+            PlannerConfig::Policy(c) => Box::new(c.init()),
+            PlannerConfig::PolicyGradMpc(c) => Box::new(c.init()),
         }
     }
 }

@@ -207,6 +207,15 @@ pub fn allocate(
             temperature: settings.temperature * (action_dim as f64).sqrt(),
             ..Default::default()
         }),
+        // The study's problems have no policy: these fail with `Error::NoPolicy` when run.
+        PlannerKind::Policy => PlannerConfig::Policy(Default::default()),
+        PlannerKind::PolicyGradMpc => PlannerConfig::PolicyGradMpc(crate::PolicyGradMpcConfig {
+            horizon,
+            iterations: grad_mpc_iterations,
+            candidates: (budget / (3 * grad_mpc_iterations as i64 + 1)).max(1),
+            learning_rate: settings.learning_rate,
+            ..Default::default()
+        }),
         PlannerKind::GradMpc => PlannerConfig::GradMpc(GradMpcConfig {
             horizon,
             iterations: grad_mpc_iterations,
@@ -433,6 +442,8 @@ fn candidates_of(config: &PlannerConfig) -> i64 {
         PlannerConfig::GradMpc(c) => c.candidates,
         PlannerConfig::Mppi(c) => c.candidates,
         PlannerConfig::GradCem(c) => c.candidates,
+        PlannerConfig::Policy(_) => 1,
+        PlannerConfig::PolicyGradMpc(c) => c.candidates,
     }
 }
 

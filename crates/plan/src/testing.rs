@@ -26,6 +26,8 @@ pub struct LinearQuadratic {
     rho: f64,
     /// p of the terminal value `v(x) = −p·x'x`; `None`: the model has no value.
     value: Option<f64>,
+    /// K of the linear policy prior `a = K x` (`m × n`, row-major); `None`: no policy.
+    policy: Option<Vec<f64>>,
     low: Vec<f64>,
     high: Vec<f64>,
     kind: Kind,
@@ -66,6 +68,7 @@ impl LinearQuadratic {
             q: vec![1.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0],
             rho: 0.5,
             value: None,
+            policy: None,
             low: vec![-1.0; 2],
             high: vec![1.0; 2],
             kind,
@@ -89,6 +92,13 @@ impl LinearQuadratic {
     /// The same system with a terminal value `v(x) = −p·x'x`.
     pub fn with_value(mut self, p: f64) -> Self {
         self.value = Some(p);
+        self
+    }
+
+    /// The same system with a linear policy prior `a = K x`; `gain` is K, `m × n`, row-major.
+    pub fn with_policy(mut self, gain: &[f64]) -> Self {
+        assert_eq!(gain.len(), self.m * self.n, "policy gain");
+        self.policy = Some(gain.to_vec());
         self
     }
 
@@ -186,6 +196,10 @@ impl LatentDynamics for LinearQuadratic {
     fn value(&self, state: &LqState) -> Option<Tensor> {
         self.value.map(|p| -state.x.square().sum_dim_intlist(1, false, None) * p)
     }
+    fn policy(&self, state: &LqState) -> Option<Tensor> {
+        let k = self.policy.as_ref()?;
+        Some(state.x.matmul(&self.tensor(k, [self.m as i64, self.n as i64]).tr()))
+    }
 }
 
 /// Wraps a dynamics and counts the candidate-steps it is asked for and the action elements
@@ -249,6 +263,9 @@ impl<D: LatentDynamics> LatentDynamics for Audited<D> {
     }
     fn value(&self, state: &D::State) -> Option<Tensor> {
         self.inner.value(state)
+    }
+    fn policy(&self, state: &D::State) -> Option<Tensor> {
+        self.inner.policy(state)
     }
 }
 

@@ -77,6 +77,7 @@ fn small(kind: PlannerKind, horizon: i64) -> PlannerConfig {
             gradient_steps: 2,
             ..Default::default()
         }),
+        PlannerKind::Policy | PlannerKind::PolicyGradMpc => kind.default_config(),
     }
 }
 

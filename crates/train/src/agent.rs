@@ -5,7 +5,8 @@
 
 use crate::dynamics::ModelDynamics;
 use crate::{planner_config, Error, Result};
-use gradplan_config::PlannerConfig;
+use gradplan_config::{DreamerConfig, PlannerConfig};
+use gradplan_dreamer::Behavior;
 use gradplan_env::{ActionSpec, Env, Frame, Obs};
 use gradplan_model::{preprocess_frames, RssmState, WorldModel};
 use gradplan_plan::Planner;
@@ -78,11 +79,23 @@ pub struct Agent {
 
 impl Agent {
     /// Builds the planner `planner` describes (its iterations already resolved) over
-    /// `model`, acting in the box `action_spec`.
-    pub fn new(model: Rc<WorldModel>, planner: &PlannerConfig, action_spec: ActionSpec) -> Result<Agent> {
-        let dynamics =
-            ModelDynamics::new(model.clone(), planner.sample_imagined, &action_spec.low, &action_spec.high);
-        let plan_cfg = planner_config(planner);
+    /// `model` (and Dreamer's actor and value in `behavior`, which the policy planners need),
+    /// acting in the box `action_spec`.
+    pub fn new(
+        model: Rc<WorldModel>,
+        behavior: Option<Rc<Behavior>>,
+        planner: &PlannerConfig,
+        dreamer: &DreamerConfig,
+        action_spec: ActionSpec,
+    ) -> Result<Agent> {
+        let dynamics = ModelDynamics::new(
+            model.clone(),
+            behavior,
+            planner.sample_imagined,
+            &action_spec.low,
+            &action_spec.high,
+        );
+        let plan_cfg = planner_config(planner, dreamer);
         plan_cfg.validate()?;
         Ok(Agent {
             bit_depth: model.cfg.bit_depth,

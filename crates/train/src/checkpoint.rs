@@ -1,7 +1,9 @@
 //! Checkpoints: everything needed to continue a run exactly.
 //!
 //! A checkpoint is a directory `checkpoints/ep-NNNNNN/` holding `model.safetensors`,
-//! `optimizer.safetensors`, `replay.safetensors` and `state.toml` (the counters). It is
+//! `optimizer.safetensors`, `replay.safetensors` and `state.toml` (the counters), plus in
+//! Dreamer runs `actor.safetensors`, `value.safetensors` and their optimisers'
+//! `actor_optimizer.safetensors` and `value_optimizer.safetensors`. It is
 //! written under a temporary name and renamed when complete; then `checkpoints/LATEST`
 //! (one line, the directory name) is replaced atomically. A crash at any point leaves the
 //! previous checkpoint intact and pointed to. Random streams are derived from the run seed
@@ -40,6 +42,12 @@ pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const REPLAY_FILE: &str = "replay.safetensors";
 pub const STATE_FILE: &str = "state.toml";
+/// Dreamer runs only (`planner.kind` = `policy` or `policy-grad-mpc`): the actor's and
+/// value's weights (`actor.fc1.weight`, …) and their optimisers' states.
+pub const ACTOR_FILE: &str = "actor.safetensors";
+pub const VALUE_FILE: &str = "value.safetensors";
+pub const ACTOR_OPTIMIZER_FILE: &str = "actor_optimizer.safetensors";
+pub const VALUE_OPTIMIZER_FILE: &str = "value_optimizer.safetensors";
 
 fn root(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")

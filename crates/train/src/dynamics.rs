@@ -3,6 +3,7 @@
 //! This adapter is the only place where planning meets the RSSM; the planners themselves
 //! never name it (STYLE: planners see a trait).
 
+use gradplan_dreamer::Behavior;
 use gradplan_model::{RssmState, WorldModel};
 use gradplan_plan::LatentDynamics;
 use std::rc::Rc;
@@ -14,17 +15,27 @@ pub struct ModelDynamics {
     /// Sample imagined stochastic states with the reparameterisation trick (PlaNet's
     /// planner does) rather than taking the prior mean.
     pub sample: bool,
+    /// Dreamer's actor and value, when the run trained them: the planners' `policy()` (the
+    /// actor's mode) and `value()`.
+    pub behavior: Option<Rc<Behavior>>,
     low: Tensor,
     high: Tensor,
 }
 
 impl ModelDynamics {
     /// `low`/`high`: the environment's action bounds, `[A]` each.
-    pub fn new(model: Rc<WorldModel>, sample: bool, low: &[f32], high: &[f32]) -> Self {
+    pub fn new(
+        model: Rc<WorldModel>,
+        behavior: Option<Rc<Behavior>>,
+        sample: bool,
+        low: &[f32],
+        high: &[f32],
+    ) -> Self {
         let device = model.device();
         ModelDynamics {
             model,
             sample,
+            behavior,
             low: Tensor::from_slice(low).to_device(device),
             high: Tensor::from_slice(high).to_device(device),
         }
@@ -56,5 +67,13 @@ impl LatentDynamics for ModelDynamics {
 
     fn reward(&self, state: &RssmState) -> Tensor {
         self.model.reward(&state.features())
+    }
+
+    fn value(&self, state: &RssmState) -> Option<Tensor> {
+        Some(self.behavior.as_ref()?.value.forward(&state.features()))
+    }
+
+    fn policy(&self, state: &RssmState) -> Option<Tensor> {
+        Some(self.behavior.as_ref()?.act(state))
     }
 }

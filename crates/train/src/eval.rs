@@ -6,11 +6,12 @@
 //! the run's `eval.csv`.
 
 use crate::agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, Policy};
-use crate::checkpoint::{self, Counters, MODEL_FILE};
+use crate::checkpoint::{self, Counters, ACTOR_FILE, MODEL_FILE, VALUE_FILE};
 use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::{apply_override, PlannerConfig, PlannerKind, RunConfig};
+use gradplan_dreamer::Behavior;
 use gradplan_env::{make_env, Env, Frame};
 use gradplan_model::WorldModel;
 use std::path::{Path, PathBuf};
@@ -114,6 +115,14 @@ impl Evaluator {
         }
         let planner = resolve_planner(&cfg.planner, opts.planner.as_deref(), &opts.overrides)?;
         let settings = differing_settings(&cfg.planner, &planner)?;
+        let no_actor = || Error::NoActor {
+            planner: planner.kind.to_string(),
+            what: format!("the run in {}", run_dir.display()),
+            trained: cfg.planner.kind.to_string(),
+        };
+        if planner.kind.uses_policy() && !cfg.planner.kind.uses_policy() {
+            return Err(no_actor());
+        }
         let device_spec = opts.device.as_deref().unwrap_or(&cfg.device).parse::<DeviceSpec>()?;
         let device = device_spec.resolve()?;
         gradplan_backend::set_threads(opts.threads.unwrap_or(cfg.threads));
@@ -132,7 +141,19 @@ impl Evaluator {
         let mut model =
             WorldModel::new(&cfg.model, obs_shape(env.obs_spec()), action_spec.dim() as i64, device)?;
         model.load(&checkpoint.join(MODEL_FILE))?;
-        let agent = Agent::new(Rc::new(model), &planner, action_spec)?;
+        // A Dreamer run's actor and value come along for every planner (only the policy
+        // planners use them).
+        let behavior = if cfg.planner.kind.uses_policy() {
+            if !checkpoint.join(ACTOR_FILE).is_file() {
+                return Err(no_actor());
+            }
+            let mut b = Behavior::for_model(&cfg.dreamer, &model)?;
+            b.load(&checkpoint.join(ACTOR_FILE), &checkpoint.join(VALUE_FILE))?;
+            Some(Rc::new(b))
+        } else {
+            None
+        };
+        let agent = Agent::new(Rc::new(model), behavior, &planner, &cfg.dreamer, action_spec)?;
         Ok(Evaluator {
             run_dir: run_dir.to_owned(),
             cfg,

@@ -10,14 +10,17 @@ pub mod dynamics;
 pub mod eval;
 pub mod images;
 pub mod metrics;
-pub mod optim;
+pub mod study;
+pub mod tensors;
 pub mod trainer;
 
 pub use agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, Policy};
 pub use eval::{evaluate, EvalOptions, EvalReport, Evaluator};
+/// Our checkpointable Adam, now in the backend so `dreamer` can use it too.
+pub use gradplan_backend::optim;
 pub use trainer::{read_run_config, RunOptions, Trainer};
 
-use gradplan_config::{ActionOptimizer, PlannerConfig, PlannerKind};
+use gradplan_config::{ActionOptimizer, DreamerConfig, PlannerConfig, PlannerKind};
 use gradplan_plan as plan;
 use std::path::PathBuf;
 
@@ -32,6 +35,14 @@ pub enum Error {
     Replay(#[from] gradplan_replay::Error),
     #[error(transparent)]
     Model(#[from] gradplan_model::Error),
+    #[error(transparent)]
+    Dreamer(#[from] gradplan_dreamer::Error),
+    #[error(
+        "the {planner} planner needs Dreamer's actor and value, and {what} has none (it was trained with \
+         planner.kind = {trained}, a PlaNet run); use a model-only planner (cem, grad-mpc, mppi, grad-cem, \
+         random-shooting), or train with planner.kind = policy or policy-grad-mpc"
+    )]
+    NoActor { planner: String, what: String, trained: String },
     #[error(transparent)]
     Plan(#[from] gradplan_plan::Error),
     #[error(transparent)]
@@ -53,8 +64,9 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The planner settings of a run, in the planner crate's terms.
-pub fn planner_config(p: &PlannerConfig) -> plan::PlannerConfig {
+/// The planner settings of a run, in the planner crate's terms. The policy planners take
+/// their γ from `dreamer` (the γ the value was trained with); the others from `planner`.
+pub fn planner_config(p: &PlannerConfig, dreamer: &DreamerConfig) -> plan::PlannerConfig {
     let objective = plan::Objective { discount: p.discount, use_value: false };
     let optimizer = match p.optimizer {
         ActionOptimizer::Sgd => plan::ActionOptimizer::Sgd,
@@ -108,6 +120,19 @@ pub fn planner_config(p: &PlannerConfig) -> plan::PlannerConfig {
             grad_clip_per_step: p.grad_clip_per_step,
             objective,
             ..Default::default()
+        }),
+        PlannerKind::Policy => {
+            plan::PlannerConfig::Policy(plan::PolicyPlannerConfig { discount: dreamer.discount })
+        }
+        PlannerKind::PolicyGradMpc => plan::PlannerConfig::PolicyGradMpc(plan::PolicyGradMpcConfig {
+            horizon: p.hybrid_horizon as i64,
+            candidates: p.hybrid_candidates as i64,
+            iterations: i,
+            learning_rate: p.action_lr,
+            optimizer,
+            grad_clip_per_step: p.grad_clip_per_step,
+            noise: p.hybrid_noise,
+            objective: plan::Objective { discount: dreamer.discount, use_value: true },
         }),
     }
 }

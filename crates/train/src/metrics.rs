@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The columns, in order.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 15] = [
     "episode",
     "env_steps",
     "updates",
@@ -19,6 +19,8 @@ pub const COLUMNS: [&str; 13] = [
     "grad_norm",
     "plan_ms",
     "wall_s",
+    "actor_loss",
+    "value_loss",
 ];
 
 /// One row; `None` is written as an empty cell (e.g. no test this episode).
@@ -37,6 +39,10 @@ pub struct Row {
     pub grad_norm: Option<f64>,
     pub plan_ms: Option<f64>,
     pub wall_s: f64,
+    /// Mean Dreamer actor loss −E[V_λ] over the phase's updates (Dreamer runs only).
+    pub actor_loss: Option<f64>,
+    /// Mean Dreamer value loss over the phase's updates (Dreamer runs only).
+    pub value_loss: Option<f64>,
 }
 
 impl Row {
@@ -56,6 +62,8 @@ impl Row {
             opt(self.grad_norm),
             opt(self.plan_ms),
             format!("{:.3}", self.wall_s),
+            opt(self.actor_loss),
+            opt(self.value_loss),
         ]
         .join(",")
     }

@@ -1,21 +1,25 @@
 //! The collect / fit / act loop, testing, checkpoints and exact resume.
 
 use crate::agent::{progress_bar, Agent, EpisodeOptions, EpisodeStats, Policy};
-use crate::checkpoint::{self, Counters, MODEL_FILE, OPTIMIZER_FILE, REPLAY_FILE};
+use crate::checkpoint::{
+    self, Counters, ACTOR_FILE, ACTOR_OPTIMIZER_FILE, MODEL_FILE, OPTIMIZER_FILE, REPLAY_FILE, VALUE_FILE,
+    VALUE_OPTIMIZER_FILE,
+};
 use crate::metrics::{MetricsCsv, Row};
 use crate::optim::Adam;
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::{ObsKind, RunConfig};
+use gradplan_dreamer::{Behavior, Optimizers};
 use gradplan_env::{make_env, Env, ObsSpec};
-use gradplan_model::{preprocess_frames, ObsShape, SequenceBatch, WorldModel};
+use gradplan_model::{ObsShape, SequenceBatch, WorldModel};
 use gradplan_replay::{Batch, BatchObs, Replay};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
-use tch::{Device, Tensor};
+use tch::Device;
 
 /// Name of the resolved configuration inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -73,6 +77,16 @@ pub(crate) fn derive_seed(seed: u64, stream: Stream, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The world model's learning rate before warm-up: Dreamer's `dreamer.model_lr` in runs that
+/// train an actor, PlaNet's `optim.learning_rate` otherwise.
+fn base_learning_rate(cfg: &RunConfig) -> f64 {
+    if cfg.planner.kind.uses_policy() {
+        cfg.dreamer.model_lr
+    } else {
+        cfg.optim.learning_rate
+    }
+}
+
 /// Mean loss terms over one training phase.
 #[derive(Debug, Clone, Copy, Default)]
 struct PhaseLosses {
@@ -81,6 +95,9 @@ struct PhaseLosses {
     reward: f64,
     kl: f64,
     grad_norm: f64,
+    /// Dreamer's actor and value losses; `None` in PlaNet runs.
+    actor: Option<f64>,
+    value: Option<f64>,
 }
 
 /// A run: its configuration, environment, model, optimiser, replay and counters.
@@ -92,6 +109,9 @@ pub struct Trainer {
     model: Rc<WorldModel>,
     agent: Agent,
     adam: Adam,
+    /// Dreamer's actor and value (shared with the agent's dynamics) and their optimisers, in
+    /// runs whose planner needs them.
+    behavior: Option<(Rc<Behavior>, Optimizers)>,
     replay: Replay,
     counters: Counters,
     metrics: MetricsCsv,
@@ -132,12 +152,29 @@ impl Trainer {
         let mut model =
             WorldModel::new(&cfg.model, obs_shape(env.obs_spec()), action_spec.dim() as i64, device)?;
         let params = model.named_parameters();
-        let mut adam =
-            Adam::new(params, cfg.optim.learning_rate, cfg.optim.adam_epsilon, cfg.optim.grad_clip_norm);
+        let (eps, clip) = if cfg.planner.kind.uses_policy() {
+            (cfg.dreamer.adam_epsilon, cfg.dreamer.grad_clip)
+        } else {
+            (cfg.optim.adam_epsilon, cfg.optim.grad_clip_norm)
+        };
+        let mut adam = Adam::new(params, base_learning_rate(&cfg), eps, clip);
+        // Initialised after the model, from the same seeded stream.
+        let mut behavior = match cfg.planner.kind.uses_policy() {
+            true => {
+                let b = Behavior::for_model(&cfg.dreamer, &model)?;
+                let opts = Optimizers::new(&b);
+                Some((b, opts))
+            }
+            false => None,
+        };
         let (replay, counters) = match ckpt {
             Some(dir) => {
                 model.load(&dir.join(MODEL_FILE))?;
                 adam.load(&dir.join(OPTIMIZER_FILE))?;
+                if let Some((b, opts)) = behavior.as_mut() {
+                    b.load(&dir.join(ACTOR_FILE), &dir.join(VALUE_FILE))?;
+                    opts.load(&dir.join(ACTOR_OPTIMIZER_FILE), &dir.join(VALUE_OPTIMIZER_FILE))?;
+                }
                 (Replay::load(dir.join(REPLAY_FILE))?, checkpoint::read_counters(dir)?)
             }
             None => (
@@ -146,7 +183,9 @@ impl Trainer {
             ),
         };
         let model = Rc::new(model);
-        let agent = Agent::new(model.clone(), &cfg.planner, action_spec)?;
+        let behavior = behavior.map(|(b, opts)| (Rc::new(b), opts));
+        let shared = behavior.as_ref().map(|(b, _)| b.clone());
+        let agent = Agent::new(model.clone(), shared, &cfg.planner, &cfg.dreamer, action_spec)?;
         std::fs::create_dir_all(run_dir).map_err(|source| Error::Io { path: run_dir.to_owned(), source })?;
         let metrics = MetricsCsv::open(&run_dir.join("metrics.csv"), counters.episodes)?;
         Ok(Trainer {
@@ -157,6 +196,7 @@ impl Trainer {
             model,
             agent,
             adam,
+            behavior,
             replay,
             counters,
             metrics,
@@ -227,6 +267,8 @@ impl Trainer {
             grad_norm: losses.map(|l| l.grad_norm),
             plan_ms: stats.plan_ms,
             wall_s: self.started.elapsed().as_secs_f64(),
+            actor_loss: losses.and_then(|l| l.actor),
+            value_loss: losses.and_then(|l| l.value),
         };
         self.metrics.append(&row)?;
         if opts.verbose {
@@ -252,10 +294,15 @@ impl Trainer {
         let model = &self.model;
         let adam = &self.adam;
         let replay = &self.replay;
+        let behavior = &self.behavior;
         checkpoint::save(&self.run_dir, self.counters, |dir| {
             model.save(&dir.join(MODEL_FILE))?;
             adam.save(&dir.join(OPTIMIZER_FILE))?;
             replay.save(dir.join(REPLAY_FILE))?;
+            if let Some((b, opts)) = behavior {
+                b.save(&dir.join(ACTOR_FILE), &dir.join(VALUE_FILE))?;
+                opts.save(&dir.join(ACTOR_OPTIMIZER_FILE), &dir.join(VALUE_OPTIMIZER_FILE))?;
+            }
             Ok(())
         })?;
         if self.cfg.env.obs == ObsKind::Pixels && self.replay.valid_chunks(self.cfg.train.chunk_length) > 0 {
@@ -298,29 +345,7 @@ impl Trainer {
 
     /// Replay batch → model tensors on the device.
     fn to_tensors(&self, batch: &Batch, noise: bool) -> SequenceBatch {
-        let (t, b, a) = (batch.time as i64, batch.batch as i64, batch.action_dim as i64);
-        let obs = match &batch.obs {
-            BatchObs::Pixels { height, width, data } => {
-                let raw = Tensor::from_slice(data)
-                    .view([t, b, *height as i64, *width as i64, 3])
-                    .to_device(self.device);
-                preprocess_frames(&raw, self.cfg.model.bit_depth, noise)
-            }
-            BatchObs::State { dim, data } => {
-                Tensor::from_slice(data).view([t, b, *dim as i64]).to_device(self.device)
-            }
-        };
-        let flags = |v: &[bool]| {
-            Tensor::from_slice(&v.iter().map(|&x| if x { 1.0f32 } else { 0.0 }).collect::<Vec<_>>())
-                .view([t, b])
-                .to_device(self.device)
-        };
-        SequenceBatch {
-            obs,
-            actions: Tensor::from_slice(&batch.actions).view([t, b, a]).to_device(self.device),
-            rewards: Tensor::from_slice(&batch.rewards).view([t, b]).to_device(self.device),
-            is_first: flags(&batch.is_first),
-        }
+        crate::tensors::batch_to_tensors(batch, self.cfg.model.bit_depth, self.device, noise)
     }
 
     /// `collect_interval` model updates on uniformly sampled chunks.
@@ -348,6 +373,21 @@ impl Trainer {
             if !grad_norm.is_finite() {
                 return Err(self.non_finite("gradient norm", grad_norm));
             }
+            if let Some((b, opts)) = self.behavior.as_mut() {
+                let s = gradplan_dreamer::update(b, opts, &self.model, &losses.posterior);
+                for (what, v) in [
+                    ("actor loss", s.actor_loss),
+                    ("value loss", s.value_loss),
+                    ("actor gradient norm", s.actor_grad_norm),
+                    ("value gradient norm", s.value_grad_norm),
+                ] {
+                    if !v.is_finite() {
+                        return Err(self.non_finite(what, v));
+                    }
+                }
+                *sum.actor.get_or_insert(0.0) += s.actor_loss;
+                *sum.value.get_or_insert(0.0) += s.value_loss;
+            }
             self.counters.updates += 1;
             sum.total += total;
             sum.observation += losses.observation.double_value(&[]);
@@ -364,15 +404,18 @@ impl Trainer {
             reward: sum.reward / n,
             kl: sum.kl / n,
             grad_norm: sum.grad_norm / n,
+            actor: sum.actor.map(|a| a / n),
+            value: sum.value.map(|v| v / n),
         })
     }
 
     fn learning_rate(&self) -> f64 {
         let o = &self.cfg.optim;
+        let base = base_learning_rate(&self.cfg);
         if o.warmup_updates == 0 {
-            o.learning_rate
+            base
         } else {
-            o.learning_rate * ((self.counters.updates + 1) as f64 / o.warmup_updates as f64).min(1.0)
+            base * ((self.counters.updates + 1) as f64 / o.warmup_updates as f64).min(1.0)
         }
     }
 

@@ -90,7 +90,8 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         rewards: Tensor::rand([t, b], opts),
         is_first,
     };
-    let mut adam = Adam::new(model.named_parameters(), cfg.optim.learning_rate, cfg.optim.adam_epsilon, 1000.0);
+    let mut adam =
+        Adam::new(model.named_parameters(), cfg.optim.learning_rate, cfg.optim.adam_epsilon, 1000.0);
     println!(
         "preset {} ({} obs, belief {} state {} hidden {} embedding {}), |A| = {}, {} threads, {}",
         cfg.preset,
@@ -113,13 +114,13 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
 
     let low = vec![-1.0f32; args.action_dim as usize];
     let high = vec![1.0f32; args.action_dim as usize];
-    let dynamics = ModelDynamics::new(model.clone(), cfg.planner.sample_imagined, &low, &high);
+    let dynamics = ModelDynamics::new(model.clone(), None, cfg.planner.sample_imagined, &low, &high);
     let state = model.rssm.initial(1, device);
     for &kind in &args.planners {
         let mut p = cfg.planner.clone();
         p.kind = kind;
         p.iterations = None;
-        let plan_cfg = gradplan_train::planner_config(&p);
+        let plan_cfg = gradplan_train::planner_config(&p, &cfg.dreamer);
         plan_cfg.validate()?;
         let mut planner = plan_cfg.init::<ModelDynamics>();
         let (mean, min) = time_ms(args.decisions, device, || {

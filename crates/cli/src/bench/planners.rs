@@ -145,6 +145,7 @@ fn colour(planner: PlannerKind) -> RGBColor {
         PlannerKind::GradMpc => RGBColor(214, 39, 40),
         PlannerKind::GradCem => RGBColor(148, 103, 189),
         PlannerKind::RandomShooting => RGBColor(127, 127, 127),
+        PlannerKind::Policy | PlannerKind::PolicyGradMpc => RGBColor(255, 127, 14),
     }
 }
 

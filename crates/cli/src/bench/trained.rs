@@ -1,0 +1,82 @@
+//! `gradplan bench trained`: planners on a trained run's world model.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use gradplan_backend::DeviceSpec;
+use gradplan_config::PlannerKind;
+use gradplan_train::study::{sweep, SweepOptions};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct TrainedBenchArgs {
+    /// A run directory with at least one checkpoint.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Planners to compare.
+    #[arg(long, value_delimiter = ',', default_value = "cem,grad-mpc,mppi,grad-cem,random-shooting")]
+    planners: Vec<PlannerKind>,
+    /// Candidate counts J.
+    #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
+    candidates: Vec<usize>,
+    /// Iteration counts I (random shooting always uses 1).
+    #[arg(long, value_delimiter = ',', default_value = "5,10,20,40")]
+    iterations: Vec<usize>,
+    /// Start beliefs drawn from the run's replay.
+    #[arg(long, default_value_t = 8)]
+    states: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// libtorch threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Also write the table as CSV here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+pub fn run(args: &TrainedBenchArgs) -> Result<()> {
+    let opts = SweepOptions {
+        planners: args.planners.clone(),
+        candidates: args.candidates.clone(),
+        iterations: args.iterations.clone(),
+        states: args.states,
+        seed: args.seed,
+        threads: args.threads,
+        device: args.device,
+    };
+    let rows = sweep(&args.run_dir, &opts)?;
+    println!("predicted return of the chosen plan vs ms per decision, {} start beliefs", args.states);
+    println!("| planner | J | I | ms / decision | predicted return |");
+    println!("|---|---|---|---|---|");
+    let mut csv = String::from(
+        "planner,candidates,iterations,ms_per_decision,predicted_return_mean,predicted_return_std\n",
+    );
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.1} | {:.2} ± {:.2} |",
+            r.planner,
+            r.candidates,
+            r.iterations,
+            r.ms_per_decision,
+            r.predicted_return_mean,
+            r.predicted_return_std
+        );
+        csv += &format!(
+            "{},{},{},{:.3},{:.4},{:.4}\n",
+            r.planner,
+            r.candidates,
+            r.iterations,
+            r.ms_per_decision,
+            r.predicted_return_mean,
+            r.predicted_return_std
+        );
+    }
+    if let Some(path) = &args.csv {
+        let tmp = path.with_extension("csv.tmp");
+        std::fs::write(&tmp, csv).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

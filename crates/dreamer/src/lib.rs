@@ -1,0 +1,90 @@
+//! Dreamer's behaviour learning (Hafner et al. 2020) on the gradplan world model, as the
+//! seed paper uses it for its "Pure Policy" and Policy+Grad-MPC experiments (§6, A.2, A.4).
+//!
+//! * [`Actor`] q_φ(a|s) and [`Value`] v_ψ(s): MLPs on the features `[h, s]` (`nets.rs`).
+//! * [`lambda_return`]: the λ-return of eqs. 12–13 in its recursive form (`returns.rs`).
+//! * [`Behavior::losses`] and [`update`]: imagination of H steps from every posterior
+//!   state of a training batch, the actor loss −E[V_λ] (eq. 10; gradients flow back through
+//!   the RSSM's imagined steps, the reward head and the value into the actions) and the
+//!   value loss ½(v − sg(V_λ))² (eq. 11), each stepped by its own optimiser (`behavior.rs`).
+//!
+//! The world model is never updated here: its parameters are in neither optimiser, and
+//! [`Adam::backward_step`] differentiates the loss with respect to its own parameters only
+//! (`torch.autograd.grad` with inputs), so the actor loss, which does flow through the
+//! model, neither changes the model nor leaves gradients in it (tested).
+//!
+//! [`Adam::backward_step`]: gradplan_backend::optim::Adam::backward_step
+
+mod behavior;
+mod nets;
+mod returns;
+
+pub use behavior::{update, Behavior, BehaviorLosses, Imagined, Optimizers, UpdateStats};
+pub use nets::{Actor, TanhGaussian, Value};
+pub use returns::{discount_weights, lambda_return};
+
+use std::path::Path;
+use tch::nn;
+
+/// Everything that can go wrong in the dreamer crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] gradplan_config::Error),
+    #[error(transparent)]
+    Backend(#[from] gradplan_backend::Error),
+    #[error("checkpoint does not fit the actor/value: {0}")]
+    Checkpoint(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A var store's parameters by PyTorch-style name, sorted.
+pub(crate) fn named(vs: &nn::VarStore) -> Vec<(String, tch::Tensor)> {
+    let mut vars: Vec<_> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Copies the tensors of a safetensors file into `vs`, which must hold exactly those names
+/// and shapes.
+pub(crate) fn load_into(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    let loaded = gradplan_backend::load_safetensors(path, vs.device())?;
+    let mut vars = vs.variables();
+    if loaded.len() != vars.len() {
+        return Err(Error::Checkpoint(format!(
+            "{} holds {} tensors but the network has {}; was it saved with other dreamer settings?",
+            path.display(),
+            loaded.len(),
+            vars.len()
+        )));
+    }
+    tch::no_grad(|| {
+        for (name, value) in loaded {
+            let var = vars.get_mut(&name).ok_or_else(|| {
+                Error::Checkpoint(format!("{} has an unexpected tensor `{name}`", path.display()))
+            })?;
+            if var.size() != value.size() {
+                return Err(Error::Checkpoint(format!(
+                    "`{name}` in {} has shape {:?}, the network expects {:?}",
+                    path.display(),
+                    value.size(),
+                    var.size()
+                )));
+            }
+            var.copy_(&value);
+        }
+        Ok(())
+    })
+}
+
+/// Seeds libtorch's stream and holds it for the calling test, with one libtorch thread (see
+/// `gradplan_model`'s helper of the same name).
+#[cfg(test)]
+pub(crate) fn seeded(seed: i64) -> std::sync::MutexGuard<'static, ()> {
+    static STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = STREAM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::set_num_threads(1);
+    tch::manual_seed(seed);
+    guard
+}
