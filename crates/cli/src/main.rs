@@ -13,7 +13,7 @@ use std::process::ExitCode;
 /// Model-based RL that plans by gradient descent through a learned world model
 /// (S V, Jalagam, LeCun, Sobal 2023), on the real DeepMind Control Suite.
 #[derive(Debug, Parser)]
-#[command(name = "gradplan", version, about, long_about = None)]
+#[command(name = "gradplan", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
