@@ -4,8 +4,10 @@
 //!
 //! Start states are real beliefs: chunks sampled from the checkpoint's replay, filtered
 //! through the model, and the last posterior state of each taken. Every planner plans from
-//! the same states with the same seed; the score is the model's own predicted return of
-//! the plan it returns (`Plan::predicted_return`), which is what the planner optimises.
+//! the same states with the same seed. Each returned plan (the planner's full H-step
+//! sequence) is scored by the model's prior-mean rollout, undiscounted: the same
+//! deterministic yardstick for every planner, free of the optimistic bias of a planner's own
+//! best-of-many noisy estimate.
 
 use crate::checkpoint::{self, MODEL_FILE, REPLAY_FILE};
 use crate::dynamics::ModelDynamics;
@@ -16,6 +18,7 @@ use crate::{planner_config, Error, Result};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::PlannerKind;
 use gradplan_model::{ObsShape, RssmState, WorldModel};
+use gradplan_plan::rollout_return;
 use gradplan_replay::Replay;
 use rand::SeedableRng;
 use std::path::Path;
@@ -73,6 +76,10 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     let beliefs = tch::no_grad(|| model.observe(&seq).last()); // [n, ...]
     let dynamics =
         ModelDynamics::new(model.clone(), None, cfg.planner.sample_imagined, &spec.low, &spec.high);
+    // Every plan is re-scored the same way: the prior-mean rollout of its action sequence.
+    // Planners' own `predicted_return` is one noisy sample, and for the ones that pick the
+    // best of many noisy candidates (random shooting, Grad-MPC) it is biased upwards.
+    let scorer = ModelDynamics::new(model.clone(), None, false, &spec.low, &spec.high);
 
     let mut rows = Vec::new();
     for &kind in &opts.planners {
@@ -94,7 +101,9 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
                     let start = Instant::now();
                     let plan = planner.plan(&dynamics, &state)?;
                     ms += start.elapsed().as_secs_f64() * 1e3;
-                    returns.push(plan.predicted_return);
+                    let sequence = plan.sequence.to_kind(tch::Kind::Float).unsqueeze(1); // [H, 1, A]
+                    let score = tch::no_grad(|| rollout_return(&scorer, &state, &sequence, 1.0, false));
+                    returns.push(score.double_value(&[0]));
                 }
                 let n = returns.len() as f64;
                 let mean = returns.iter().sum::<f64>() / n;

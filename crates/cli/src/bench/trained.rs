@@ -47,7 +47,10 @@ pub fn run(args: &TrainedBenchArgs) -> Result<()> {
         device: args.device,
     };
     let rows = sweep(&args.run_dir, &opts)?;
-    println!("predicted return of the chosen plan vs ms per decision, {} start beliefs", args.states);
+    println!(
+        "model return of the chosen plan (prior-mean rollout) vs ms per decision, {} start beliefs",
+        args.states
+    );
     println!("| planner | J | I | ms / decision | predicted return |");
     println!("|---|---|---|---|---|");
     let mut csv = String::from(
