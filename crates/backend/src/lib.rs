@@ -25,6 +25,8 @@ pub enum Error {
     CudaUnavailable { detail: String },
     #[error("could not write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("{path} does not fit the network: {detail}; was it saved with another configuration?")]
+    Mismatch { path: PathBuf, detail: String },
     #[error("{path} is not a readable safetensors file ({detail}); it may be truncated or corrupt")]
     CorruptWeights { path: PathBuf, detail: String },
     #[error("optimiser state: {0}")]
@@ -117,6 +119,38 @@ pub fn load_safetensors(path: &Path, device: Device) -> Result<Vec<(String, Tens
     let tensors = Tensor::read_safetensors(path)
         .map_err(|e| Error::CorruptWeights { path: path.to_owned(), detail: e.to_string() })?;
     Ok(tensors.into_iter().map(|(n, t)| (n, t.to_device(device))).collect())
+}
+
+/// A var store's parameters with their PyTorch-style names, sorted by name.
+pub fn named_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Copies a safetensors file's tensors into the variables of `vs`, which must hold exactly
+/// the same names and shapes.
+pub fn load_into_var_store(vs: &tch::nn::VarStore, path: &Path) -> Result<()> {
+    let loaded = load_safetensors(path, vs.device())?;
+    let mut vars = vs.variables();
+    let mismatch = |detail: String| Error::Mismatch { path: path.to_owned(), detail };
+    if loaded.len() != vars.len() {
+        return Err(mismatch(format!("it holds {} tensors, the network has {}", loaded.len(), vars.len())));
+    }
+    tch::no_grad(|| {
+        for (name, value) in loaded {
+            let var = vars.get_mut(&name).ok_or_else(|| mismatch(format!("unexpected tensor `{name}`")))?;
+            if var.size() != value.size() {
+                return Err(mismatch(format!(
+                    "`{name}` has shape {:?}, the network expects {:?}",
+                    value.size(),
+                    var.size()
+                )));
+            }
+            var.copy_(&value);
+        }
+        Ok(())
+    })
 }
 
 fn temp_path(path: &Path) -> PathBuf {

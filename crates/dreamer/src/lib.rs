@@ -33,49 +33,19 @@ pub enum Error {
     Config(#[from] gradplan_config::Error),
     #[error(transparent)]
     Backend(#[from] gradplan_backend::Error),
-    #[error("checkpoint does not fit the actor/value: {0}")]
-    Checkpoint(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// A var store's parameters by PyTorch-style name, sorted.
 pub(crate) fn named(vs: &nn::VarStore) -> Vec<(String, tch::Tensor)> {
-    let mut vars: Vec<_> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
+    gradplan_backend::named_variables(vs)
 }
 
 /// Copies the tensors of a safetensors file into `vs`, which must hold exactly those names
 /// and shapes.
 pub(crate) fn load_into(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    let loaded = gradplan_backend::load_safetensors(path, vs.device())?;
-    let mut vars = vs.variables();
-    if loaded.len() != vars.len() {
-        return Err(Error::Checkpoint(format!(
-            "{} holds {} tensors but the network has {}; was it saved with other dreamer settings?",
-            path.display(),
-            loaded.len(),
-            vars.len()
-        )));
-    }
-    tch::no_grad(|| {
-        for (name, value) in loaded {
-            let var = vars.get_mut(&name).ok_or_else(|| {
-                Error::Checkpoint(format!("{} has an unexpected tensor `{name}`", path.display()))
-            })?;
-            if var.size() != value.size() {
-                return Err(Error::Checkpoint(format!(
-                    "`{name}` in {} has shape {:?}, the network expects {:?}",
-                    path.display(),
-                    value.size(),
-                    var.size()
-                )));
-            }
-            var.copy_(&value);
-        }
-        Ok(())
-    })
+    Ok(gradplan_backend::load_into_var_store(vs, path)?)
 }
 
 /// Seeds libtorch's stream and holds it for the calling test, with one libtorch thread (see

@@ -19,8 +19,6 @@ pub enum Error {
     Config(#[from] gradplan_config::Error),
     #[error("{0}")]
     Unsupported(String),
-    #[error("checkpoint does not fit the model: {0}")]
-    Checkpoint(String),
     #[error(transparent)]
     Backend(#[from] gradplan_backend::Error),
 }

@@ -377,9 +377,7 @@ impl WorldModel {
 
     /// All parameters with their PyTorch-style names (`transition.rnn.weight_ih`, …).
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut vars: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars
+        gradplan_backend::named_variables(&self.vs)
     }
 
     /// Saves the weights as safetensors (atomically).
@@ -389,33 +387,7 @@ impl WorldModel {
 
     /// Loads weights saved by [`WorldModel::save`] into this (identically configured) model.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let loaded = gradplan_backend::load_safetensors(path, self.device())?;
-        let mut vars = self.vs.variables();
-        if loaded.len() != vars.len() {
-            return Err(Error::Checkpoint(format!(
-                "{} holds {} tensors but this model has {}; was it saved with another configuration?",
-                path.display(),
-                loaded.len(),
-                vars.len()
-            )));
-        }
-        tch::no_grad(|| {
-            for (name, value) in loaded {
-                let var = vars.get_mut(&name).ok_or_else(|| {
-                    Error::Checkpoint(format!("{} has an unexpected tensor `{name}`", path.display()))
-                })?;
-                if var.size() != value.size() {
-                    return Err(Error::Checkpoint(format!(
-                        "`{name}` in {} has shape {:?}, the model expects {:?}",
-                        path.display(),
-                        value.size(),
-                        var.size()
-                    )));
-                }
-                var.copy_(&value);
-            }
-            Ok(())
-        })
+        Ok(gradplan_backend::load_into_var_store(&self.vs, path)?)
     }
 }
 
