@@ -21,7 +21,9 @@ fi
 "$bin" rollout --task cartpole-swingup --obs state --policy random --episodes 5 --seed 100 > "$out/random.txt"
 "$bin" eval --run-dir "$run" --planner cem --episodes 5 --seed 100 > "$out/eval-cem.txt"
 "$bin" eval --run-dir "$run" --planner grad-mpc --set planner.iterations=10 --episodes 5 --seed 100 \
-  --video "$out/grad-mpc.gif" > "$out/eval-grad-mpc.txt"
+  > "$out/eval-grad-mpc.txt"
+"$bin" eval --run-dir "$run" --planner grad-mpc --set planner.iterations=10 --episodes 1 --seed 100 \
+  --video "$out/grad-mpc.gif" > /dev/null
 {
   echo "# gradplan demo: PlaNet + CEM on cartpole-swingup (state, CPU preset, $steps env steps)"
   echo
@@ -36,12 +38,12 @@ fi
   echo "## Evaluation of the final model (5 noise-free episodes, seed 100)"
   echo
   echo '```'
-  echo "random policy:  $(tail -n 1 "$out/random.txt")"
-  echo "CEM:            $(tail -n 1 "$out/eval-cem.txt")"
-  echo "Grad-MPC (I=10): $(tail -n 1 "$out/eval-grad-mpc.txt")"
+  echo "random policy:   $(grep 'mean return' "$out/random.txt")"
+  echo "CEM:             $(grep 'mean return' "$out/eval-cem.txt")"
+  echo "Grad-MPC (I=10): $(grep 'mean return' "$out/eval-grad-mpc.txt")"
   echo '```'
   echo
-  echo "A Grad-MPC episode: grad-mpc.gif. Full metrics: $run/metrics.csv."
+  echo "A Grad-MPC episode: grad-mpc.gif. Full metrics: $run/metrics.csv; evaluations: $run/eval.csv."
 } > "$out/report.md.tmp"
 mv "$out/report.md.tmp" "$out/report.md"
 cat "$out/report.md"
