@@ -72,6 +72,8 @@ impl Row {
 /// Appends rows to a run's `metrics.csv`.
 pub struct MetricsCsv {
     path: PathBuf,
+    /// `wall_s` of the last row kept on open, so a resumed run's clock continues from it.
+    pub resumed_wall_s: f64,
 }
 
 impl MetricsCsv {
@@ -88,8 +90,14 @@ impl MetricsCsv {
                 }
             }
         }
+        let wall = COLUMNS.iter().position(|c| *c == "wall_s").unwrap_or(COLUMNS.len() - 1);
+        let resumed_wall_s = lines[1..]
+            .last()
+            .and_then(|l| l.split(',').nth(wall))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0.0);
         crate::checkpoint::write_atomic(path, (lines.join("\n") + "\n").as_bytes())?;
-        Ok(MetricsCsv { path: path.to_owned() })
+        Ok(MetricsCsv { path: path.to_owned(), resumed_wall_s })
     }
 
     pub fn append(&mut self, row: &Row) -> Result<()> {

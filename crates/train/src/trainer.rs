@@ -266,7 +266,7 @@ impl Trainer {
             loss_kl: losses.map(|l| l.kl),
             grad_norm: losses.map(|l| l.grad_norm),
             plan_ms: stats.plan_ms,
-            wall_s: self.started.elapsed().as_secs_f64(),
+            wall_s: self.metrics.resumed_wall_s + self.started.elapsed().as_secs_f64(),
             actor_loss: losses.and_then(|l| l.actor),
             value_loss: losses.and_then(|l| l.value),
         };

@@ -45,6 +45,15 @@ fn same_seed_same_run_and_resume_is_exact() {
     let mut resumed = Trainer::resume(&c).unwrap();
     assert_eq!(resumed.counters().episodes, 3);
     resumed.run(&opts).unwrap();
+    // The wall clock continues across the resume instead of restarting at 0.
+    let wall = COLUMNS.iter().position(|&n| n == "wall_s").unwrap();
+    let walls: Vec<f64> = std::fs::read_to_string(c.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(wall).unwrap().parse().unwrap())
+        .collect();
+    assert!(walls.windows(2).all(|w| w[0] <= w[1]), "wall_s went backwards: {walls:?}");
     assert_eq!(full, metrics(&c), "resumed run differs from the uninterrupted one");
 
     let other = tmp.path().join("other-seed");
