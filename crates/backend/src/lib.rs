@@ -153,6 +153,20 @@ pub fn load_into_var_store(vs: &tch::nn::VarStore, path: &Path) -> Result<()> {
     })
 }
 
+/// For tests: seeds libtorch's random stream and holds it for the calling test. The stream
+/// is global and the test harness runs tests on parallel threads, so a test that compares
+/// two draws with the same seed needs every other test that draws to wait.
+///
+/// Also runs libtorch on one thread: the tests' tensors are tiny, and on a loaded machine
+/// OpenMP's spinning workers made one test 20× slower (61 s against 3 s).
+pub fn seeded_for_test(seed: i64) -> std::sync::MutexGuard<'static, ()> {
+    static STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = STREAM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::set_num_threads(1);
+    tch::manual_seed(seed);
+    guard
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));

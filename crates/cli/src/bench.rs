@@ -30,8 +30,8 @@ pub enum BenchCommand {
     Planners(planners::PlannersArgs),
     /// Time per world-model update and per planning decision at a preset's sizes.
     Model(model::ModelBenchArgs),
-    /// Predicted return vs ms per decision for every planner and a sweep of J and I, on a
-    /// trained run's world model.
+    /// Model return of the chosen plan vs ms per decision for every planner and a sweep of J
+    /// and I, on a trained run's world model.
     Trained(trained::TrainedBenchArgs),
 }
 

@@ -48,13 +48,8 @@ pub(crate) fn load_into(vs: &nn::VarStore, path: &Path) -> Result<()> {
     Ok(gradplan_backend::load_into_var_store(vs, path)?)
 }
 
-/// Seeds libtorch's stream and holds it for the calling test, with one libtorch thread (see
-/// `gradplan_model`'s helper of the same name).
+/// Seeds libtorch's stream for a test and holds it ([`gradplan_backend::seeded_for_test`]).
 #[cfg(test)]
 pub(crate) fn seeded(seed: i64) -> std::sync::MutexGuard<'static, ()> {
-    static STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let guard = STREAM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::set_num_threads(1);
-    tch::manual_seed(seed);
-    guard
+    gradplan_backend::seeded_for_test(seed)
 }

@@ -25,17 +25,8 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Seeds libtorch's random stream and holds it for the calling test. The stream is global
-/// and the test harness runs tests on parallel threads, so a test that compares two draws
-/// with the same seed needs every other test that draws to wait.
-///
-/// Also runs libtorch on one thread: the tests' tensors are tiny, and on a loaded machine
-/// OpenMP's spinning workers made one test 20× slower (61 s against 3 s).
+/// Seeds libtorch's stream for a test and holds it ([`gradplan_backend::seeded_for_test`]).
 #[cfg(test)]
 pub(crate) fn seeded(seed: i64) -> std::sync::MutexGuard<'static, ()> {
-    static STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let guard = STREAM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::set_num_threads(1);
-    tch::manual_seed(seed);
-    guard
+    gradplan_backend::seeded_for_test(seed)
 }

@@ -1,4 +1,4 @@
-//! Planners on a trained world model: predicted return of the chosen plan against
+//! Planners on a trained world model: the model's return of the chosen plan against
 //! milliseconds per decision, over a sweep of J and I (issue #4's planner study, part 2),
 //! so a user can pick a planner for a time budget.
 //!
@@ -47,8 +47,8 @@ pub struct SweepRow {
     pub candidates: usize,
     pub iterations: usize,
     pub ms_per_decision: f64,
-    pub predicted_return_mean: f64,
-    pub predicted_return_std: f64,
+    pub model_return_mean: f64,
+    pub model_return_std: f64,
 }
 
 /// Runs the sweep on the latest checkpoint of `run_dir`.
@@ -113,8 +113,8 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
                     candidates: j,
                     iterations: i,
                     ms_per_decision: ms / n,
-                    predicted_return_mean: mean,
-                    predicted_return_std: std,
+                    model_return_mean: mean,
+                    model_return_std: std,
                 });
             }
         }

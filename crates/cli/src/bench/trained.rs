@@ -51,29 +51,18 @@ pub fn run(args: &TrainedBenchArgs) -> Result<()> {
         "model return of the chosen plan (prior-mean rollout) vs ms per decision, {} start beliefs",
         args.states
     );
-    println!("| planner | J | I | ms / decision | predicted return |");
+    println!("| planner | J | I | ms / decision | model return of the plan |");
     println!("|---|---|---|---|---|");
-    let mut csv = String::from(
-        "planner,candidates,iterations,ms_per_decision,predicted_return_mean,predicted_return_std\n",
-    );
+    let mut csv =
+        String::from("planner,candidates,iterations,ms_per_decision,model_return_mean,model_return_std\n");
     for r in &rows {
         println!(
             "| {} | {} | {} | {:.1} | {:.2} ± {:.2} |",
-            r.planner,
-            r.candidates,
-            r.iterations,
-            r.ms_per_decision,
-            r.predicted_return_mean,
-            r.predicted_return_std
+            r.planner, r.candidates, r.iterations, r.ms_per_decision, r.model_return_mean, r.model_return_std
         );
         csv += &format!(
             "{},{},{},{:.3},{:.4},{:.4}\n",
-            r.planner,
-            r.candidates,
-            r.iterations,
-            r.ms_per_decision,
-            r.predicted_return_mean,
-            r.predicted_return_std
+            r.planner, r.candidates, r.iterations, r.ms_per_decision, r.model_return_mean, r.model_return_std
         );
     }
     if let Some(path) = &args.csv {
