@@ -2,7 +2,9 @@
 # The main job: sets everything up, then trains a PlaNet world model with CEM on the real
 # cartpole-swingup (state observations, the CPU preset, 20k environment steps: a few minutes
 # on 2 cores), evaluates the trained model with CEM and with Grad-MPC, and writes a report
-# to runs/demo/report.md (learning curve table, evaluation, a GIF of a Grad-MPC episode).
+# to runs/demo/report.md (learning curve table, evaluation, a GIF of a Grad-MPC episode) and
+# the run's own report (curves, losses, planning cost, open-loop prediction) to
+# runs/demo/cartpole-swingup-cem/report/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -13,10 +15,10 @@ run=$out/cartpole-swingup-cem
 steps=${DEMO_ENV_STEPS:-20000}
 mkdir -p "$out"
 if [ -f "$run/config.toml" ]; then
-  "$bin" resume --run-dir "$run"
+  "$bin" resume --run-dir "$run" --no-report
 else
   "$bin" train --preset cpu --task cartpole-swingup --seed 0 --run-dir "$run" \
-    --set train.total_env_steps="$steps"
+    --set train.total_env_steps="$steps" --no-report
 fi
 "$bin" rollout --task cartpole-swingup --obs state --policy random --episodes 5 --seed 100 > "$out/random.txt"
 "$bin" eval --run-dir "$run" --planner cem --episodes 5 --seed 100 > "$out/eval-cem.txt"
@@ -24,6 +26,7 @@ fi
   > "$out/eval-grad-mpc.txt"
 "$bin" eval --run-dir "$run" --planner grad-mpc --set planner.iterations=10 --episodes 1 --seed 100 \
   --video "$out/grad-mpc.gif" > /dev/null
+"$bin" report --run-dir "$run" --seed 100 > /dev/null   # after the evaluations, so it lists them
 {
   echo "# gradplan demo: PlaNet + CEM on cartpole-swingup (state, CPU preset, $steps env steps)"
   echo
@@ -44,6 +47,8 @@ fi
   echo '```'
   echo
   echo "A Grad-MPC episode: grad-mpc.gif. Full metrics: $run/metrics.csv; evaluations: $run/eval.csv."
+  echo "Curves, losses, planning cost and the open-loop prediction: $run/report/index.md;"
+  echo "TensorBoard: .venv/bin/tensorboard --logdir $out"
 } > "$out/report.md.tmp"
 mv "$out/report.md.tmp" "$out/report.md"
 cat "$out/report.md"

@@ -130,6 +130,10 @@ fn sync(device: Device) {
 }
 
 /// Times one Grad-MPC iteration (forward, backward to the actions, step, clamp).
+///
+/// On CUDA the device is synchronised before each timer starts and before it is read, so a
+/// time covers the queued kernels and not just their launch (the PyTorch reference does
+/// the same with `torch.cuda.synchronize()`).
 pub fn grad_mpc_iteration(b: &GradMpcBench, device: Device) -> Timing {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);

@@ -75,9 +75,14 @@ impl DeviceSpec {
         match self {
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(i) => {
+                let loaded = load_cuda_backend();
                 let count = tch::Cuda::device_count() as usize;
                 if count == 0 {
-                    Err(Error::CudaUnavailable { detail: String::new() })
+                    let detail = match loaded {
+                        Ok(()) => String::new(),
+                        Err(why) => format!(" (libtorch_cuda.so could not be loaded: {why})"),
+                    };
+                    Err(Error::CudaUnavailable { detail })
                 } else if i >= count {
                     Err(Error::CudaUnavailable { detail: format!(" with index {i} (it sees {count})") })
                 } else {
@@ -86,6 +91,37 @@ impl DeviceSpec {
             }
         }
     }
+}
+
+/// Loads libtorch's CUDA half (`libtorch_cuda.so`) into the process, once.
+///
+/// The linker keeps only the libraries a binary references, and nothing in tch references
+/// `libtorch_cuda.so` directly, so a binary built against the CUDA wheel still starts with
+/// CPU kernels only and libtorch reports no GPU. Loading the library registers its CUDA
+/// kernels and hooks (its static initialisers run), as `import torch` does in Python. It is
+/// done only when CUDA is asked for, so CPU runs never pay for the CUDA libraries.
+fn load_cuda_backend() -> std::result::Result<(), String> {
+    static LOADED: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let name = c"libtorch_cuda.so";
+            // SAFETY: dlopen with a valid NUL-terminated name; the handle is deliberately
+            // never closed, since libtorch keeps pointers into the library for the process's life.
+            let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if handle.is_null() {
+                // SAFETY: dlerror returns a thread-local C string or null.
+                let err = unsafe { libc::dlerror() };
+                let msg = if err.is_null() {
+                    "unknown error".to_owned()
+                } else {
+                    unsafe { std::ffi::CStr::from_ptr(err) }.to_string_lossy().into_owned()
+                };
+                Err(msg)
+            } else {
+                Ok(())
+            }
+        })
+        .clone()
 }
 
 /// Sets libtorch's intra-op thread count (0 keeps libtorch's default, one per core).

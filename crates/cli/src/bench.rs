@@ -9,6 +9,7 @@ use gradplan_env::{make_env, PAPER_TASKS};
 use std::process::Command;
 use std::time::Instant;
 
+mod dmc;
 mod model;
 mod planners;
 mod trained;
@@ -33,6 +34,12 @@ pub enum BenchCommand {
     /// Model return of the chosen plan vs ms per decision for every planner and a sweep of J
     /// and I, on a trained run's world model.
     Trained(trained::TrainedBenchArgs),
+    /// The paper's tables: train every task × planner × seed under the paper's protocol
+    /// (or a shrunk `--scale`), evaluate every final model with every planner, and write
+    /// results.csv, results.md beside the published numbers, and per-task plots. Skips what
+    /// is complete, resumes what was interrupted; `--jobs N` runs N at once, `--slurm`
+    /// writes a job array instead.
+    Dmc(dmc::DmcArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +87,7 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Planners(args) => planners::run(args),
         BenchCommand::Model(args) => model::run(args),
         BenchCommand::Trained(args) => trained::run(args),
+        BenchCommand::Dmc(args) => dmc::run(args),
     }
 }
 
@@ -88,6 +96,10 @@ fn venv_python() -> Result<std::path::PathBuf> {
 }
 
 /// Runs an embedded reference script in the project's Python and parses its JSON line.
+///
+/// The Python is `$GRADPLAN_VENV/bin/python` when that is set, else the nearest `.venv/`
+/// ([`gradplan_env::dmc::find_venv`]); the scripts need only `torch` (and `dm_control` for
+/// the environment one), so on a GPU machine any venv with PyTorch will do.
 fn python_reference(script: &str, args: &[String]) -> Result<serde_json::Value> {
     let python = venv_python()?;
     let out = Command::new(&python)
@@ -102,7 +114,34 @@ fn python_reference(script: &str, args: &[String]) -> Result<serde_json::Value> 
         bail!("the Python reference failed: {}", err.lines().last().unwrap_or("no output"));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).context("parsing the Python reference's output")
+    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(last.trim()).context("parsing the Python reference's output")
+}
+
+/// [`python_reference`], reporting a failure on stderr instead of ending the benchmark, so
+/// our own numbers are still printed when the reference cannot run.
+fn python_reference_or_warn(script: &str, args: &[String]) -> Option<serde_json::Value> {
+    match python_reference(script, args) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("warning: no PyTorch reference: {e:#}");
+            None
+        }
+    }
+}
+
+/// The device as PyTorch names it: `cpu` or `cuda:N`.
+fn torch_device(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// One line naming the PyTorch build and device a reference ran on.
+fn reference_line(reference: &serde_json::Value) -> String {
+    let field = |k: &str| reference[k].as_str().unwrap_or("?").to_string();
+    format!("PyTorch reference: torch {} on {} ({})", field("torch"), field("device"), field("device_name"))
 }
 
 fn backend(args: &BackendArgs) -> Result<()> {
@@ -116,6 +155,7 @@ fn backend(args: &BackendArgs) -> Result<()> {
         "{:>6} {:>14} {:>14} {:>16} {:>16} {:>14}",
         "J", "tch mean ms", "tch min ms", "PyTorch mean ms", "PyTorch min ms", "tch GFLOP/s"
     );
+    let mut seen = None;
     for &j in &args.candidates {
         let cfg = GradMpcBench {
             candidates: j,
@@ -125,12 +165,14 @@ fn backend(args: &BackendArgs) -> Result<()> {
             ..Default::default()
         };
         let ours = grad_mpc_iteration(&cfg, device);
-        let reference = if args.no_reference || device.is_cuda() {
+        let reference = if args.no_reference {
             None
         } else {
             let a =
                 [j, args.horizon, args.action_dim, args.threads as i64, args.iters as i64, cfg.warmup as i64];
-            Some(python_reference(BACKEND_REFERENCE, &a.map(|x| x.to_string()))?)
+            let mut a: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+            a.push(torch_device(device));
+            python_reference_or_warn(BACKEND_REFERENCE, &a)
         };
         let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
         println!(
@@ -142,6 +184,10 @@ fn backend(args: &BackendArgs) -> Result<()> {
             fmt(reference.as_ref().and_then(|r| r["min_ms"].as_f64())),
             cfg.flops_per_iteration() / (ours.mean_ms * 1e-3) / 1e9,
         );
+        seen = seen.or(reference);
+    }
+    if let Some(r) = &seen {
+        println!("{}", reference_line(r));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod report;
 mod rollout;
 mod train;
 mod video;
@@ -31,6 +32,8 @@ enum Command {
     Resume(train::ResumeArgs),
     /// Evaluate a run's world model with any planner, noise-free; appends to its eval.csv.
     Eval(eval::EvalArgs),
+    /// Figures of a run in <run>/report/: curves, losses, planning cost, an open-loop video.
+    Report(report::ReportArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::train(&args),
         Command::Resume(args) => train::resume(&args),
         Command::Eval(args) => eval::eval(&args),
+        Command::Report(args) => report::report(&args),
         Command::Bench(cmd) => bench::run(&cmd),
     };
     match result {

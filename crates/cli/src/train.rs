@@ -42,6 +42,9 @@ pub struct TrainArgs {
     /// Stop after this many episodes in this invocation; `gradplan resume` continues.
     #[arg(long, hide = true)]
     stop_after_episodes: Option<usize>,
+    /// Do not write <run>/report/ when the run stops (`gradplan report` writes it later).
+    #[arg(long)]
+    no_report: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +54,9 @@ pub struct ResumeArgs {
     run_dir: PathBuf,
     #[arg(long, hide = true)]
     stop_after_episodes: Option<usize>,
+    /// Do not write <run>/report/ when the run stops (`gradplan report` writes it later).
+    #[arg(long)]
+    no_report: bool,
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
@@ -83,7 +89,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         run_dir.display()
     );
     let mut trainer = Trainer::create(cfg, &run_dir)?;
-    run(&mut trainer, args.stop_after_episodes, &run_dir)
+    run(&mut trainer, args.stop_after_episodes, &run_dir)?;
+    after_run(&run_dir, args.no_report);
+    Ok(())
 }
 
 pub fn resume(args: &ResumeArgs) -> Result<()> {
@@ -96,7 +104,9 @@ pub fn resume(args: &ResumeArgs) -> Result<()> {
         c.env_steps,
         c.updates
     );
-    run(&mut trainer, args.stop_after_episodes, &args.run_dir)
+    run(&mut trainer, args.stop_after_episodes, &args.run_dir)?;
+    after_run(&args.run_dir, args.no_report);
+    Ok(())
 }
 
 fn run(trainer: &mut Trainer, stop_after_episodes: Option<usize>, run_dir: &std::path::Path) -> Result<()> {
@@ -110,4 +120,23 @@ fn run(trainer: &mut Trainer, stop_after_episodes: Option<usize>, run_dir: &std:
         run_dir.join("metrics.csv").display()
     );
     Ok(())
+}
+
+/// Writes the run's report. A failure here is a warning, not an error: the run's data is
+/// already safe on disk and `gradplan report` can retry (docs/decisions.md).
+fn after_run(run_dir: &std::path::Path, no_report: bool) {
+    if no_report {
+        return;
+    }
+    // The trainer's model is still loaded; the report loads the checkpoint on its own.
+    match crate::report::generate(run_dir, &crate::report::ReportOptions::default()) {
+        Ok(written) => {
+            let index = written.last().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("report: {} files in {}, start at {index}", written.len(), run_dir.join("report").display());
+        }
+        Err(err) => eprintln!(
+            "warning: the run is complete but its report failed: {err:#}; retry with gradplan report --run-dir {}",
+            run_dir.display()
+        ),
+    }
 }

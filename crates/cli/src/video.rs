@@ -58,6 +58,30 @@ impl GifWriter {
     }
 }
 
+/// Frames of one height side by side, left to right, in one frame as wide as all of them;
+/// every panel after the first has its first column painted white, a thin separator that
+/// keeps the width a multiple of the panels'.
+pub fn side_by_side(panels: &[&Frame]) -> Result<Frame> {
+    let first = panels.first().context("no frames to put side by side")?;
+    let height = first.height;
+    if let Some(f) = panels.iter().find(|f| f.height != height) {
+        anyhow::bail!("frames of heights {height} and {} cannot sit side by side", f.height);
+    }
+    let width: usize = panels.iter().map(|f| f.width).sum();
+    let mut data = Vec::with_capacity(height * width * 3);
+    for y in 0..height {
+        for (i, f) in panels.iter().enumerate() {
+            let row = &f.data[y * f.width * 3..(y + 1) * f.width * 3];
+            let start = data.len();
+            data.extend_from_slice(row);
+            if i > 0 && f.width > 0 {
+                data[start..start + 3].copy_from_slice(&[255, 255, 255]);
+            }
+        }
+    }
+    Ok(Frame::new(height, width, data)?)
+}
+
 /// Nearest-neighbour upscaling of an `[H, W, 3]` frame.
 fn upscale(frame: &Frame, scale: usize) -> Vec<u8> {
     let w = frame.width * scale;
@@ -84,6 +108,17 @@ mod tests {
         assert_eq!(&big[0..6], &[1, 2, 3, 1, 2, 3]);
         assert_eq!(&big[6..12], &[4, 5, 6, 4, 5, 6]);
         assert_eq!(&big[12..18], &[1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn side_by_side_joins_rows_with_a_separator() {
+        let a = Frame::new(1, 2, vec![1, 1, 1, 2, 2, 2]).unwrap();
+        let b = Frame::new(1, 2, vec![3, 3, 3, 4, 4, 4]).unwrap();
+        let joined = side_by_side(&[&a, &b]).unwrap();
+        assert_eq!((joined.height, joined.width), (1, 4));
+        assert_eq!(joined.data, vec![1, 1, 1, 2, 2, 2, 255, 255, 255, 4, 4, 4]);
+        let tall = Frame::new(2, 1, vec![0; 6]).unwrap();
+        assert!(side_by_side(&[&a, &tall]).is_err());
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct EpisodeStats {
     /// Mean over decisions of the chosen plan's predicted return R (eq. 3); `None` for
     /// random episodes.
     pub predicted_return: Option<f64>,
+    /// Mean over decisions of the optimisation iterations the planner ran
+    /// (`Plan::iterations`); `None` for random episodes.
+    pub iterations: Option<f64>,
 }
 
 /// Receives every frame the agent saw, the first observation included.
@@ -145,7 +148,7 @@ impl Agent {
         let mut last_action = Tensor::zeros([1, dim], (Kind::Float, self.device));
         let mut first = true;
         let mut stats = EpisodeStats::default();
-        let (mut plan_time, mut predicted) = (0.0, 0.0);
+        let (mut plan_time, mut predicted, mut iterations) = (0.0, 0.0, 0.0);
         loop {
             let action: Vec<f32> = match policy {
                 Policy::Random => self
@@ -161,6 +164,7 @@ impl Agent {
                     let plan = self.planner.plan(&self.dynamics, &belief)?;
                     plan_time += start.elapsed().as_secs_f64();
                     predicted += plan.predicted_return;
+                    iterations += plan.iterations as f64;
                     let mut a = plan.action;
                     if noise > 0.0 {
                         let normal =
@@ -194,6 +198,7 @@ impl Agent {
             let n = stats.decisions.max(1) as f64;
             stats.plan_ms = Some(plan_time * 1e3 / n);
             stats.predicted_return = Some(predicted / n);
+            stats.iterations = Some(iterations / n);
         }
         Ok(stats)
     }

@@ -124,36 +124,12 @@ impl Evaluator {
             return Err(no_actor());
         }
         let device_spec = opts.device.as_deref().unwrap_or(&cfg.device).parse::<DeviceSpec>()?;
-        let device = device_spec.resolve()?;
-        gradplan_backend::set_threads(opts.threads.unwrap_or(cfg.threads));
-        let checkpoint = checkpoint::latest(run_dir)?.ok_or_else(|| {
-            Error::RunDir(format!(
-                "{} has no checkpoint yet (a run writes one every train.checkpoint_interval = {} episodes); \
-                 continue it with `gradplan resume --run-dir {}`",
-                run_dir.display(),
-                cfg.train.checkpoint_interval,
-                run_dir.display()
-            ))
-        })?;
-        let counters = checkpoint::read_counters(&checkpoint)?;
-        let env = make_env(&cfg.env)?;
-        let action_spec = env.action_spec().clone();
-        let mut model =
-            WorldModel::new(&cfg.model, obs_shape(env.obs_spec()), action_spec.dim() as i64, device)?;
-        model.load(&checkpoint.join(MODEL_FILE))?;
-        // A Dreamer run's actor and value come along for every planner (only the policy
-        // planners use them).
-        let behavior = if cfg.planner.kind.uses_policy() {
-            if !checkpoint.join(ACTOR_FILE).is_file() {
-                return Err(no_actor());
-            }
-            let mut b = Behavior::for_model(&cfg.dreamer, &model)?;
-            b.load(&checkpoint.join(ACTOR_FILE), &checkpoint.join(VALUE_FILE))?;
-            Some(Rc::new(b))
-        } else {
-            None
-        };
-        let agent = Agent::new(Rc::new(model), behavior, &planner, &cfg.dreamer, action_spec)?;
+        let run = load_run(run_dir, &cfg, device_spec, opts.threads)?;
+        if cfg.planner.kind.uses_policy() && run.behavior.is_none() {
+            return Err(no_actor());
+        }
+        let agent = Agent::new(run.model, run.behavior, &planner, &cfg.dreamer, run.action_spec)?;
+        let (checkpoint, counters, env) = (run.checkpoint, run.counters, run.env);
         Ok(Evaluator {
             run_dir: run_dir.to_owned(),
             cfg,
@@ -239,6 +215,55 @@ impl Evaluator {
         append_row(&report.csv, &row(&report, &self.device, SystemTime::now()))?;
         Ok(report)
     }
+}
+
+/// A run's latest checkpoint loaded: its world model (and a Dreamer run's actor and value)
+/// on the device, and a fresh environment of the run's task.
+pub(crate) struct LoadedRun {
+    pub checkpoint: PathBuf,
+    pub counters: Counters,
+    pub env: Box<dyn Env>,
+    pub action_spec: gradplan_env::ActionSpec,
+    pub model: Rc<WorldModel>,
+    /// `Some` in Dreamer runs whose checkpoint holds the actor and value.
+    pub behavior: Option<Rc<Behavior>>,
+}
+
+/// Loads the latest checkpoint of the run in `run_dir` (whose configuration is `cfg`) on
+/// `device`, with `threads` libtorch threads (`None`: the run's). Shared by the evaluator
+/// and the open-loop prediction of `gradplan report`.
+pub(crate) fn load_run(
+    run_dir: &Path,
+    cfg: &RunConfig,
+    device: DeviceSpec,
+    threads: Option<usize>,
+) -> Result<LoadedRun> {
+    let device = device.resolve()?;
+    gradplan_backend::set_threads(threads.unwrap_or(cfg.threads));
+    let checkpoint = checkpoint::latest(run_dir)?.ok_or_else(|| {
+        Error::RunDir(format!(
+            "{} has no checkpoint yet (a run writes one every train.checkpoint_interval = {} episodes); \
+             continue it with `gradplan resume --run-dir {}`",
+            run_dir.display(),
+            cfg.train.checkpoint_interval,
+            run_dir.display()
+        ))
+    })?;
+    let counters = checkpoint::read_counters(&checkpoint)?;
+    let env = make_env(&cfg.env)?;
+    let action_spec = env.action_spec().clone();
+    let mut model = WorldModel::new(&cfg.model, obs_shape(env.obs_spec()), action_spec.dim() as i64, device)?;
+    model.load(&checkpoint.join(MODEL_FILE))?;
+    // A Dreamer run's actor and value come along for every planner (only the policy
+    // planners use them).
+    let behavior = if cfg.planner.kind.uses_policy() && checkpoint.join(ACTOR_FILE).is_file() {
+        let mut b = Behavior::for_model(&cfg.dreamer, &model)?;
+        b.load(&checkpoint.join(ACTOR_FILE), &checkpoint.join(VALUE_FILE))?;
+        Some(Rc::new(b))
+    } else {
+        None
+    };
+    Ok(LoadedRun { checkpoint, counters, env, action_spec, model: Rc::new(model), behavior })
 }
 
 /// Evaluates without callbacks: [`Evaluator::new`], then [`Evaluator::run`].

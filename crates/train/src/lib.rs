@@ -10,6 +10,7 @@ pub mod dynamics;
 pub mod eval;
 pub mod images;
 pub mod metrics;
+pub mod openloop;
 pub mod study;
 pub mod tensors;
 pub mod trainer;
@@ -18,6 +19,7 @@ pub use agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, Policy};
 pub use eval::{evaluate, EvalOptions, EvalReport, Evaluator};
 /// Our checkpointable Adam, now in the backend so `dreamer` can use it too.
 pub use gradplan_backend::optim;
+pub use openloop::{open_loop, OpenLoop, OpenLoopOptions, Trace};
 pub use trainer::{read_run_config, RunOptions, Trainer};
 
 use gradplan_config::{ActionOptimizer, DreamerConfig, PlannerConfig, PlannerKind};
@@ -49,6 +51,9 @@ pub enum Error {
     Backend(#[from] gradplan_backend::Error),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// Writing the run's TensorBoard events failed (like a failed `metrics.csv` append).
+    #[error(transparent)]
+    Events(#[from] gradplan_tensorboard::Error),
     #[error("checkpoint problem: {0}")]
     Checkpoint(String),
     #[error("could not write an image: {0}")]

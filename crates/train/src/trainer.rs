@@ -14,6 +14,7 @@ use gradplan_dreamer::{Behavior, Optimizers};
 use gradplan_env::{make_env, Env, ObsSpec};
 use gradplan_model::{ObsShape, SequenceBatch, WorldModel};
 use gradplan_replay::{Batch, BatchObs, Replay};
+use gradplan_tensorboard::EventWriter;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,9 @@ struct PhaseLosses {
     reward: f64,
     kl: f64,
     grad_norm: f64,
+    /// Latent overshooting's KL and reward terms; `None` when the term is off.
+    overshooting_kl: Option<f64>,
+    overshooting_reward: Option<f64>,
     /// Dreamer's actor and value losses; `None` in PlaNet runs.
     actor: Option<f64>,
     value: Option<f64>,
@@ -115,6 +119,8 @@ pub struct Trainer {
     replay: Replay,
     counters: Counters,
     metrics: MetricsCsv,
+    /// The same rows as `metrics`, for TensorBoard, in a new event file per invocation.
+    events: EventWriter,
     started: Instant,
 }
 
@@ -140,7 +146,11 @@ impl Trainer {
     pub fn resume(run_dir: &Path) -> Result<Trainer> {
         let cfg = read_run_config(run_dir)?;
         let ckpt = checkpoint::latest(run_dir)?;
-        Trainer::build(cfg, run_dir, ckpt.as_deref())
+        let mut trainer = Trainer::build(cfg, run_dir, ckpt.as_deref())?;
+        // The episodes after the checkpoint are redone; TensorBoard drops what the stopped
+        // process had logged for them (steps past the checkpoint's env_steps).
+        trainer.events.restart_at(trainer.counters.env_steps as i64 + 1)?;
+        Ok(trainer)
     }
 
     fn build(cfg: RunConfig, run_dir: &Path, ckpt: Option<&Path>) -> Result<Trainer> {
@@ -188,6 +198,7 @@ impl Trainer {
         let agent = Agent::new(model.clone(), shared, &cfg.planner, &cfg.dreamer, action_spec)?;
         std::fs::create_dir_all(run_dir).map_err(|source| Error::Io { path: run_dir.to_owned(), source })?;
         let metrics = MetricsCsv::open(&run_dir.join("metrics.csv"), counters.episodes)?;
+        let events = EventWriter::create(run_dir)?;
         Ok(Trainer {
             cfg,
             run_dir: run_dir.to_owned(),
@@ -200,6 +211,7 @@ impl Trainer {
             replay,
             counters,
             metrics,
+            events,
             started: Instant::now(),
         })
     }
@@ -269,8 +281,13 @@ impl Trainer {
             wall_s: self.metrics.resumed_wall_s + self.started.elapsed().as_secs_f64(),
             actor_loss: losses.and_then(|l| l.actor),
             value_loss: losses.and_then(|l| l.value),
+            plan_predicted_return: stats.predicted_return,
+            plan_iterations: stats.iterations,
+            loss_overshooting_kl: losses.and_then(|l| l.overshooting_kl),
+            loss_overshooting_reward: losses.and_then(|l| l.overshooting_reward),
         };
         self.metrics.append(&row)?;
+        self.events.scalars(row.env_steps as i64, &row.scalars())?;
         if opts.verbose {
             let mut line = format!(
                 "episode {:>4} | env steps {:>7} | return {:>8.2}",
@@ -359,6 +376,8 @@ impl Trainer {
             self.counters.episodes as u64,
         ));
         let bar = progress_bar(updates, "train");
+        let (os_kl, os_reward) =
+            (self.cfg.model.overshooting_kl_beta != 0.0, self.cfg.model.overshooting_reward_scale != 0.0);
         let mut sum = PhaseLosses::default();
         for _ in 0..updates {
             let sample = self.replay.sample(batch, chunk, &mut rng)?;
@@ -393,6 +412,12 @@ impl Trainer {
             sum.observation += losses.observation.double_value(&[]);
             sum.reward += losses.reward.double_value(&[]);
             sum.kl += losses.kl.double_value(&[]);
+            if os_kl {
+                *sum.overshooting_kl.get_or_insert(0.0) += losses.overshooting_kl.double_value(&[]);
+            }
+            if os_reward {
+                *sum.overshooting_reward.get_or_insert(0.0) += losses.overshooting_reward.double_value(&[]);
+            }
             sum.grad_norm += grad_norm;
             bar.inc(1);
         }
@@ -404,6 +429,8 @@ impl Trainer {
             reward: sum.reward / n,
             kl: sum.kl / n,
             grad_norm: sum.grad_norm / n,
+            overshooting_kl: sum.overshooting_kl.map(|x| x / n),
+            overshooting_reward: sum.overshooting_reward.map(|x| x / n),
             actor: sum.actor.map(|a| a / n),
             value: sum.value.map(|v| v / n),
         })

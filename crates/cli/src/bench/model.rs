@@ -1,16 +1,20 @@
 //! `gradplan bench model`: time per world-model update and per planning decision at a
-//! preset's sizes, on synthetic data (the cost does not depend on the values).
+//! preset's sizes, on synthetic data (the cost does not depend on the values), beside the
+//! same work in PyTorch on the same device (`scripts/bench_model_reference.py`, run with the
+//! project's Python or `$GRADPLAN_VENV`'s).
 
 use anyhow::Result;
 use clap::Args;
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{ObsKind, PlannerKind, RunConfig};
+use gradplan_config::{ActionOptimizer, Activation, ObsKind, PlannerKind, RunConfig};
 use gradplan_model::{preprocess_frames, ObsShape, SequenceBatch, WorldModel};
 use gradplan_train::dynamics::ModelDynamics;
 use gradplan_train::optim::Adam;
 use std::rc::Rc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+const MODEL_REFERENCE: &str = include_str!("../../../../scripts/bench_model_reference.py");
 
 #[derive(Debug, Args)]
 pub struct ModelBenchArgs {
@@ -41,6 +45,9 @@ pub struct ModelBenchArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
+    /// Skip the PyTorch reference.
+    #[arg(long)]
+    no_reference: bool,
 }
 
 fn sync(device: Device) {
@@ -63,6 +70,95 @@ fn time_ms(n: usize, device: Device, mut f: impl FnMut() -> Result<()>) -> Resul
     Ok((mean, times.iter().copied().fold(f64::INFINITY, f64::min)))
 }
 
+/// The planner settings a decision of `kind` runs with: the preset's, with I from the kind.
+fn planner_settings(cfg: &RunConfig, kind: PlannerKind) -> gradplan_config::PlannerConfig {
+    let mut p = cfg.planner.clone();
+    p.kind = kind;
+    p.iterations = None;
+    p
+}
+
+/// Latent overshooting is not in the PyTorch reference, so its update is not comparable.
+fn overshooting(cfg: &RunConfig) -> bool {
+    cfg.model.overshooting_kl_beta != 0.0 || cfg.model.overshooting_reward_scale != 0.0
+}
+
+/// The `key=value` arguments of `scripts/bench_model_reference.py` for this benchmark.
+fn reference_args(args: &ModelBenchArgs, cfg: &RunConfig, device: Device) -> Vec<String> {
+    let m = &cfg.model;
+    let activation = match m.activation {
+        Activation::Relu => "relu",
+        Activation::Elu => "elu",
+        Activation::Tanh => "tanh",
+    };
+    let mut parts = Vec::new();
+    if !overshooting(cfg) {
+        parts.push("update");
+    }
+    let mut kv: Vec<(&str, String)> = vec![
+        ("device", super::torch_device(device)),
+        ("threads", args.threads.to_string()),
+        ("updates", args.updates.to_string()),
+        ("decisions", args.decisions.to_string()),
+        ("obs", cfg.env.obs.to_string()),
+        ("state_dim", args.state_dim.to_string()),
+        ("action_dim", args.action_dim.to_string()),
+        ("belief", m.belief_size.to_string()),
+        ("state", m.state_size.to_string()),
+        ("hidden", m.hidden_size.to_string()),
+        ("embedding", m.embedding_size.to_string()),
+        ("activation", activation.into()),
+        ("min_std", m.min_std.to_string()),
+        ("free_nats", m.free_nats.to_string()),
+        ("bit_depth", m.bit_depth.to_string()),
+        ("global_kl_beta", m.global_kl_beta.to_string()),
+        ("batch", cfg.train.batch_size.to_string()),
+        ("chunk", cfg.train.chunk_length.to_string()),
+        ("lr", cfg.optim.learning_rate.to_string()),
+        ("adam_eps", cfg.optim.adam_epsilon.to_string()),
+        ("clip", cfg.optim.grad_clip_norm.to_string()),
+        ("horizon", cfg.planner.horizon.to_string()),
+        ("sample", u8::from(cfg.planner.sample_imagined).to_string()),
+        ("discount", cfg.planner.discount.to_string()),
+    ];
+    if args.planners.contains(&PlannerKind::Cem) {
+        let p = planner_settings(cfg, PlannerKind::Cem);
+        parts.push("cem");
+        kv.push(("cem_iterations", p.iterations().to_string()));
+        kv.push(("cem_candidates", p.candidates.to_string()));
+        kv.push(("cem_top_k", p.top_k.to_string()));
+    }
+    if args.planners.contains(&PlannerKind::GradMpc) {
+        let p = planner_settings(cfg, PlannerKind::GradMpc);
+        parts.push("grad-mpc");
+        kv.push(("gd_iterations", p.iterations().to_string()));
+        kv.push(("gd_candidates", p.candidates.to_string()));
+        kv.push(("gd_lr", p.action_lr.to_string()));
+        let optimizer = match p.optimizer {
+            ActionOptimizer::Sgd => "sgd",
+            ActionOptimizer::Adam => "adam",
+        };
+        kv.push(("gd_optimizer", optimizer.into()));
+        kv.push(("gd_clip_per_step", p.grad_clip_per_step.unwrap_or(0.0).to_string()));
+    }
+    kv.push(("parts", parts.join(",")));
+    kv.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// One table row: ours, then the reference's entry `key` when there is one.
+fn row(what: &str, ours: (f64, f64), reference: Option<&serde_json::Value>, key: &str) {
+    let theirs = reference.and_then(|r| Some((r[key]["mean_ms"].as_f64()?, r[key]["min_ms"].as_f64()?)));
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+    println!(
+        "{what:<34} {:>10.1} {:>10.1} {:>12} {:>12} {:>9}",
+        ours.0,
+        ours.1,
+        fmt(theirs.map(|t| t.0)),
+        fmt(theirs.map(|t| t.1)),
+        theirs.map_or("-".to_string(), |t| format!("{:.2}", ours.0 / t.0)),
+    );
+}
+
 pub fn run(args: &ModelBenchArgs) -> Result<()> {
     let cfg = RunConfig::resolve(&args.preset, None, &args.overrides)?;
     gradplan_backend::set_threads(args.threads);
@@ -70,6 +166,13 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
     let obs = match cfg.env.obs {
         ObsKind::Pixels => ObsShape::Pixels { size: cfg.env.image_size as i64 },
         ObsKind::State => ObsShape::State { dim: args.state_dim },
+    };
+    // The reference runs first, in its own process, so the two never share the device.
+    let reference = if args.no_reference {
+        None
+    } else {
+        eprintln!("running the PyTorch reference (scripts/bench_model_reference.py)…");
+        super::python_reference_or_warn(MODEL_REFERENCE, &reference_args(args, &cfg, device))
     };
     tch::manual_seed(0);
     let model = Rc::new(WorldModel::new(&cfg.model, obs, args.action_dim, device)?);
@@ -90,8 +193,12 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         rewards: Tensor::rand([t, b], opts),
         is_first,
     };
-    let mut adam =
-        Adam::new(model.named_parameters(), cfg.optim.learning_rate, cfg.optim.adam_epsilon, 1000.0);
+    let mut adam = Adam::new(
+        model.named_parameters(),
+        cfg.optim.learning_rate,
+        cfg.optim.adam_epsilon,
+        cfg.optim.grad_clip_norm,
+    );
     println!(
         "preset {} ({} obs, belief {} state {} hidden {} embedding {}), |A| = {}, {} threads, {}",
         cfg.preset,
@@ -104,31 +211,38 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         args.threads,
         args.device
     );
-    let (mean, min) = time_ms(args.updates, device, || {
+    let update = time_ms(args.updates, device, || {
         let losses = model.loss(&batch)?;
         adam.backward_step(&losses.total, cfg.optim.learning_rate);
         Ok(())
     })?;
-    println!("{:<34} {:>12} {:>12}", "what", "mean ms", "min ms");
-    println!("{:<34} {:>12.1} {:>12.1}", format!("model update, batch {b} x chunk {t}"), mean, min);
+    println!(
+        "{:<34} {:>10} {:>10} {:>12} {:>12} {:>9}",
+        "what", "mean ms", "min ms", "PyTorch mean", "PyTorch min", "ours/PT"
+    );
+    row(&format!("model update, batch {b} x chunk {t}"), update, reference.as_ref(), "update");
 
     let low = vec![-1.0f32; args.action_dim as usize];
     let high = vec![1.0f32; args.action_dim as usize];
     let dynamics = ModelDynamics::new(model.clone(), None, cfg.planner.sample_imagined, &low, &high);
     let state = model.rssm.initial(1, device);
     for &kind in &args.planners {
-        let mut p = cfg.planner.clone();
-        p.kind = kind;
-        p.iterations = None;
+        let p = planner_settings(&cfg, kind);
         let plan_cfg = gradplan_train::planner_config(&p, &cfg.dreamer);
         plan_cfg.validate()?;
         let mut planner = plan_cfg.init::<ModelDynamics>();
-        let (mean, min) = time_ms(args.decisions, device, || {
+        let timing = time_ms(args.decisions, device, || {
             planner.plan(&dynamics, &state)?;
             Ok(())
         })?;
         let what = format!("{kind} decision, H={} I={} J={}", p.horizon, p.iterations(), p.candidates);
-        println!("{what:<34} {mean:>12.1} {min:>12.1}");
+        row(&what, timing, reference.as_ref(), &kind.to_string());
+    }
+    if let Some(r) = &reference {
+        println!("{}", super::reference_line(r));
+        if overshooting(&cfg) {
+            println!("(no PyTorch update: latent overshooting is not in the reference)");
+        }
     }
     Ok(())
 }

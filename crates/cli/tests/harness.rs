@@ -1,0 +1,206 @@
+//! `gradplan bench dmc` on the debug scale with real dm_control tasks: a tiny Table 1 (two
+//! tasks, two seeds) is interrupted by a kill, finished by a second invocation, produces
+//! both reports, and a third invocation does no work.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const TASKS: &str = "cartpole-swingup,reacher-easy";
+const JOBS: [&str; 4] = [
+    "table1/cartpole-swingup/grad-mpc/seed0",
+    "table1/cartpole-swingup/grad-mpc/seed1",
+    "table1/reacher-easy/grad-mpc/seed0",
+    "table1/reacher-easy/grad-mpc/seed1",
+];
+
+fn harness_args(out: &Path) -> Vec<String> {
+    [
+        "bench",
+        "dmc",
+        "--table",
+        "1",
+        "--scale",
+        "debug",
+        "--tasks",
+        TASKS,
+        "--seeds",
+        "0,1",
+        "--planners",
+        "grad-mpc",
+        "--no-report",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn gradplan() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gradplan"));
+    c.env("MUJOCO_GL", "egl");
+    c
+}
+
+fn run(args: &[String]) -> Output {
+    gradplan().args(args).output().unwrap()
+}
+
+fn done(out: &Path, job: &str) -> PathBuf {
+    out.join(job).join("harness/done.json")
+}
+
+fn mtime(p: &Path) -> SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
+}
+
+#[test]
+fn debug_table1_survives_a_kill_completes_and_then_does_no_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bench");
+    let args = harness_args(&out);
+
+    // 1. Start the harness in its own process group and kill the whole group once the first
+    //    job is done and the second has started writing its run.
+    let mut child =
+        gradplan().args(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        if done(&out, JOBS[0]).exists() && out.join(JOBS[1]).join("config.toml").exists() {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the harness ended before it could be interrupted: {status}");
+        }
+        assert!(Instant::now() < deadline, "the first job did not finish in 15 minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pgid = child.id().to_string();
+    let killed = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().unwrap();
+    assert!(killed.success());
+    child.wait().unwrap();
+    assert!(!done(&out, JOBS[3]).exists(), "the kill came too late to interrupt anything");
+    let first_done = mtime(&done(&out, JOBS[0]));
+
+    // 2. The same command finishes the rest (taking over the killed job's lock) and writes both reports.
+    let second = run(&args);
+    let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(second.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&second.stderr));
+    assert!(stdout.contains("4 jobs, 1 complete, 3 to run"), "{stdout}");
+    for job in JOBS {
+        assert!(done(&out, job).exists(), "{job} is not complete:\n{stdout}");
+    }
+    assert_eq!(mtime(&done(&out, JOBS[0])), first_done, "a complete job was redone");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    // One row per job and evaluation planner (five), each with 2 episodes.
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4 * 5, "{csv}");
+    for planner in ["cem", "grad-mpc", "mppi", "grad-cem", "random-shooting"] {
+        assert_eq!(rows.iter().filter(|r| r.split(',').nth(4) == Some(planner)).count(), 4, "{csv}");
+    }
+    assert!(rows.iter().all(|r| r.split(',').nth(7) == Some("2")), "{csv}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("(scale: debug)") && md.contains("not comparable"), "{md}");
+    for task in ["cartpole-swingup", "reacher-easy"] {
+        let row = md.lines().find(|l| l.starts_with(&format!("| {task} | "))).unwrap();
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // Paper columns filled, ours: PlaNet (CEM-trained) blank, Grad-MPC a number, n = 4.
+        assert!(cells[2].contains('±') && cells[6].contains('±'), "{row}");
+        assert_eq!(cells[7], "—", "{row}");
+        assert!(cells[8].contains('±'), "{row}");
+        assert_eq!(cells[9], "4", "{row}");
+        let (w, h) = png_size(&out.join(format!("plots/{task}.png")));
+        assert!(w >= 400 && h >= 300, "{task} plot is {w}×{h}");
+        assert!(std::fs::metadata(out.join(format!("plots/{task}.svg"))).unwrap().len() > 1000);
+    }
+
+    // 3. Nothing left: a third invocation runs no job and rewrites only the tables.
+    let mtimes: Vec<SystemTime> = JOBS.iter().map(|j| mtime(&done(&out, j))).collect();
+    let third = run(&args);
+    let stdout = String::from_utf8_lossy(&third.stdout).into_owned();
+    assert!(third.status.success(), "{stdout}");
+    assert!(stdout.contains("4 jobs, 4 complete, 0 to run"), "{stdout}");
+    assert!(!stdout.contains("started"), "{stdout}");
+    let after: Vec<SystemTime> = JOBS.iter().map(|j| mtime(&done(&out, j))).collect();
+    assert_eq!(mtimes, after);
+    assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv);
+
+    // 4. A cluster instead: the SLURM array names the jobs still to run (none here), and
+    //    another scale in the same directory is refused.
+    let mut slurm = args.clone();
+    slurm.push("--slurm".into());
+    let out4 = run(&slurm);
+    assert!(!out4.status.success());
+    assert!(String::from_utf8_lossy(&out4.stderr).contains("every job is complete"));
+    let mut other = args.clone();
+    let i = other.iter().position(|a| a == "debug").unwrap();
+    other[i] = "cpu".into();
+    let refused = run(&other);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("scale debug"));
+}
+
+#[test]
+fn slurm_array_lists_one_runnable_command_per_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cluster");
+    let mut args = harness_args(&out);
+    args.extend(["--slurm".into(), "--slurm-max-parallel".into(), "2".into()]);
+    let res = run(&args);
+    let stdout = String::from_utf8_lossy(&res.stdout).into_owned();
+    assert!(res.status.success(), "{stdout}{}", String::from_utf8_lossy(&res.stderr));
+    assert!(stdout.contains("sbatch --dependency=afterany:$jid"), "{stdout}");
+    let jobs = std::fs::read_to_string(out.join("slurm/jobs.txt")).unwrap();
+    assert_eq!(jobs.lines().count(), 4);
+    assert!(jobs.lines().all(|l| l.contains(" bench dmc ") && l.contains(" --job t1-")), "{jobs}");
+    let array = std::fs::read_to_string(out.join("slurm/array.sbatch")).unwrap();
+    assert!(array.contains("#SBATCH --array=0-3%2"), "{array}");
+    assert!(!array.contains("--gres"), "a CPU array asks for no GPU: {array}");
+    // Nothing ran: no run directory was created.
+    assert!(!out.join("table1").exists());
+}
+
+#[test]
+fn bad_harness_input_is_one_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let o = out.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["bench", "dmc", "--table", "3", "--out", o], "use 1 or 2"),
+        (vec!["bench", "dmc", "--table", "1", "--scale", "huge", "--out", o], "use debug, cpu or paper"),
+        (vec!["bench", "dmc", "--table", "2", "--planners", "cem", "--out", o], "Table 2"),
+        (
+            vec![
+                "bench",
+                "dmc",
+                "--table",
+                "1",
+                "--tasks",
+                "cartpole-swingupp",
+                "--scale",
+                "debug",
+                "--out",
+                o,
+            ],
+            "cartpole-swingupp",
+        ),
+        (vec!["bench", "dmc", "--table", "1", "--device", "tpu", "--out", o], "not a device"),
+    ] {
+        let res = gradplan().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(!res.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!out.join("table1").exists(), "bad input left run directories behind");
+}

@@ -1,0 +1,562 @@
+//! What a job leaves behind (one JSON per evaluation, one when the job is complete), and
+//! the tables and plots made from a directory of them.
+
+use crate::paper;
+use crate::protocol::{Job, Protocol, Scale, Table};
+use crate::{write_atomic, Error, Result};
+use gradplan_config::PlannerKind;
+use gradplan_report::{Band, Figure, LineStyle, Point, Series};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Folder inside a run directory where the harness keeps its own files.
+pub const HARNESS_DIR: &str = "harness";
+
+/// The evaluation of one final model with one planner (`harness/eval-<planner>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub job: String,
+    pub task: String,
+    pub trained_with: PlannerKind,
+    pub planner: PlannerKind,
+    /// Optimisation iterations I the planner ran with.
+    #[serde(default)]
+    pub iterations: usize,
+    pub seed: u64,
+    pub eval_seed: u64,
+    /// The return of every test episode, in order.
+    pub returns: Vec<f64>,
+    pub return_mean: f64,
+    /// Population std of `returns`.
+    pub return_std: f64,
+    pub ms_per_decision: f64,
+    pub predicted_return_mean: f64,
+    /// Env steps the evaluated model was trained for.
+    pub checkpoint_env_steps: usize,
+    pub device: String,
+    pub wall_s: f64,
+}
+
+/// A job that finished training and every evaluation (`harness/done.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDone {
+    pub job: String,
+    pub env_steps: usize,
+    /// Training wall time over all invocations (the run's metrics.csv clock).
+    pub train_wall_s: f64,
+    /// Wall time of this job's evaluations.
+    pub eval_wall_s: f64,
+    pub device: String,
+    /// Unix seconds when it completed.
+    pub finished_at: u64,
+}
+
+pub fn eval_path(run_dir: &Path, planner: PlannerKind) -> PathBuf {
+    run_dir.join(HARNESS_DIR).join(format!("eval-{}.json", planner.name()))
+}
+
+pub fn done_path(run_dir: &Path) -> PathBuf {
+    run_dir.join(HARNESS_DIR).join("done.json")
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::Corrupt(format!(
+                "{} is not a harness record ({e}); delete it to redo that step",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io { path: path.to_owned(), source }),
+    }
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Corrupt(e.to_string()))?;
+    write_atomic(path, text.as_bytes())
+}
+
+pub fn read_eval(run_dir: &Path, planner: PlannerKind) -> Result<Option<EvalRecord>> {
+    read_json(&eval_path(run_dir, planner))
+}
+
+pub fn read_done(run_dir: &Path) -> Result<Option<JobDone>> {
+    read_json(&done_path(run_dir))
+}
+
+/// Mean and population std of a pool of returns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub mean: f64,
+    pub std: f64,
+    /// Episodes pooled.
+    pub n: usize,
+    /// Seeds they came from.
+    pub seeds: usize,
+}
+
+impl Summary {
+    pub fn of(records: &[&EvalRecord]) -> Option<Summary> {
+        let all: Vec<f64> = records.iter().flat_map(|r| r.returns.iter().copied()).collect();
+        if all.is_empty() {
+            return None;
+        }
+        let n = all.len() as f64;
+        let mean = all.iter().sum::<f64>() / n;
+        let std = (all.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+        Some(Summary { mean, std, n: all.len(), seeds: records.len() })
+    }
+}
+
+/// Every record of the protocol's jobs found under `out`.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub evals: Vec<EvalRecord>,
+    pub done: BTreeMap<String, JobDone>,
+}
+
+impl Collected {
+    pub fn read(out: &Path, jobs: &[Job]) -> Result<Collected> {
+        let mut c = Collected::default();
+        for job in jobs {
+            let dir = out.join(&job.run_dir);
+            for &p in &job.eval_planners {
+                if let Some(r) = read_eval(&dir, p)? {
+                    c.evals.push(r);
+                }
+            }
+            if let Some(d) = read_done(&dir)? {
+                c.done.insert(job.id.clone(), d);
+            }
+        }
+        Ok(c)
+    }
+
+    /// Records of `task`, trained with `trained`, evaluated with `planner`, one per seed.
+    pub fn cell(&self, task: &str, trained: PlannerKind, planner: PlannerKind) -> Vec<&EvalRecord> {
+        self.evals
+            .iter()
+            .filter(|r| r.task == task && r.trained_with == trained && r.planner == planner)
+            .collect()
+    }
+}
+
+/// The `results.csv` header; one row per (task, trained with, planner, seed).
+pub const RESULTS_COLUMNS: [&str; 13] = [
+    "table",
+    "scale",
+    "task",
+    "trained_with",
+    "planner",
+    "seed",
+    "eval_seed",
+    "episodes",
+    "return_mean",
+    "return_std",
+    "ms_per_decision",
+    "checkpoint_env_steps",
+    "returns",
+];
+
+pub fn results_csv(protocol: &Protocol, c: &Collected) -> String {
+    let mut s = RESULTS_COLUMNS.join(",") + "\n";
+    for r in &c.evals {
+        let returns: Vec<String> = r.returns.iter().map(|x| format!("{x:.3}")).collect();
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{},{}",
+            protocol.table.number(),
+            protocol.scale,
+            r.task,
+            r.trained_with,
+            r.planner,
+            r.seed,
+            r.eval_seed,
+            r.returns.len(),
+            r.return_mean,
+            r.return_std,
+            r.ms_per_decision,
+            r.checkpoint_env_steps,
+            returns.join(" ")
+        );
+    }
+    s
+}
+
+/// Seconds as `42 s`, `12.5 min` or `3.2 h`.
+pub fn duration(secs: f64) -> String {
+    if secs < 120.0 {
+        format!("{secs:.0} s")
+    } else if secs < 7200.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
+}
+
+fn cell(s: Option<Summary>) -> String {
+    match s {
+        Some(s) => format!("{:.1} ± {:.1}", s.mean, s.std),
+        None => "—".into(),
+    }
+}
+
+fn published(p: Option<paper::Published>) -> String {
+    p.map_or("—".into(), |p| format!("{:.1} ± {:.1}", p.mean, p.std))
+}
+
+fn planner_title(p: PlannerKind) -> &'static str {
+    match p {
+        PlannerKind::Cem => "CEM",
+        PlannerKind::GradMpc => "Grad-MPC",
+        PlannerKind::Mppi => "MPPI",
+        PlannerKind::GradCem => "GradCEM",
+        PlannerKind::RandomShooting => "Random shooting",
+        PlannerKind::Policy => "Pure policy",
+        PlannerKind::PolicyGradMpc => "Policy+Grad-MPC",
+    }
+}
+
+/// How a model's training is named: the planner it collected with, or Dreamer for the
+/// actor-trained runs.
+fn trained_title(p: PlannerKind) -> &'static str {
+    if p.uses_policy() {
+        "Dreamer"
+    } else {
+        planner_title(p)
+    }
+}
+
+/// Where the results came from, for the header of `results.md`.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// The command line that produces (or completes) this directory.
+    pub command: String,
+    /// CPU model and core count, and the GPU when one was used.
+    pub machine: String,
+    /// ISO date of this aggregation.
+    pub date: String,
+}
+
+/// `results.md`: ours beside the published numbers, then every planner on the same models.
+pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Provenance) -> String {
+    let budget = protocol.budget();
+    let mut s = String::new();
+    let title = match protocol.table {
+        Table::One => "Table 1 — DMC 100k from pixels",
+        Table::Two => "Table 2 — sparse tasks, Dreamer, pure policy vs Policy+Grad-MPC",
+    };
+    let _ = writeln!(s, "# {title} (scale: {})\n", protocol.scale);
+    if protocol.scale != Scale::Paper {
+        let _ = writeln!(
+            s,
+            "**Scale `{}`: every budget is shrunk (preset `{}`, {} env steps per run). These numbers test the \
+             pipeline; they are not comparable with the paper's.**\n",
+            protocol.scale, budget.preset, budget.total_env_steps
+        );
+    }
+    let complete = jobs.iter().filter(|j| c.done.contains_key(&j.id)).count();
+    let train_wall: f64 = c.done.values().map(|d| d.train_wall_s).sum();
+    let eval_wall: f64 = c.done.values().map(|d| d.eval_wall_s).sum();
+    let _ = writeln!(s, "- Produced by: `{}`", prov.command);
+    let _ = writeln!(s, "- Date: {}; machine: {}; device: {}", prov.date, prov.machine, protocol.device);
+    let _ = writeln!(
+        s,
+        "- Protocol: preset `{}`{}, {} env steps per run (action repeat per task, the paper's Table 4), {} test \
+         episodes per seed and planner, seeds {:?}",
+        budget.preset,
+        if budget.overrides.is_empty() { String::new() } else { format!(" with {}", budget.overrides.join(", ")) },
+        budget.total_env_steps,
+        budget.eval_episodes,
+        protocol.seeds
+    );
+    let _ = writeln!(
+        s,
+        "- Jobs complete: {complete} of {}; wall time summed over runs: training {}, evaluation {}",
+        jobs.len(),
+        duration(train_wall),
+        duration(eval_wall)
+    );
+    let _ = writeln!(
+        s,
+        "- Ours: mean ± std over every test episode of every seed (n = episodes × seeds, pooled); † the \
+         paper's published numbers. A blank (—) is a run not done, never a guess.\n"
+    );
+    match protocol.table {
+        Table::One => {
+            let _ = writeln!(
+                s,
+                "| Task | SAC† | CURL† | PlaNet† | Dreamer† | Grad-MPC† | PlaNet (ours: CEM) | Grad-MPC (ours) | n |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+            for task in &protocol.tasks {
+                let ours_cem = Summary::of(&c.cell(task, PlannerKind::Cem, PlannerKind::Cem));
+                let ours_grad = Summary::of(&c.cell(task, PlannerKind::GradMpc, PlannerKind::GradMpc));
+                let pubs: Vec<String> =
+                    paper::TABLE1_METHODS.iter().map(|m| published(paper::table1(task, m))).collect();
+                let n = [ours_cem, ours_grad].iter().flatten().map(|s| s.n).max().unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "| {task} | {} | {} | {} |",
+                    pubs.join(" | "),
+                    [cell(ours_cem), cell(ours_grad)].join(" | "),
+                    n
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\n## Every planner on the same world models\n\nEach final model evaluated with every planner, the \
+                 same evaluation seeds for all (the comparison the paper does not make). Rows: the planner the \
+                 model was trained with.\n"
+            );
+            planner_matrix(&mut s, protocol, c);
+        }
+        Table::Two => {
+            let _ = writeln!(s, "| Task | Pure policy† | Policy+Grad-MPC† | Pure policy (ours) | Policy+Grad-MPC (ours) | n |");
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for task in &protocol.tasks {
+                let ours: Vec<Option<Summary>> = [PlannerKind::Policy, PlannerKind::PolicyGradMpc]
+                    .iter()
+                    .map(|p| Summary::of(&c.cell(task, PlannerKind::Policy, *p)))
+                    .collect();
+                let pubs: Vec<String> =
+                    paper::TABLE2_METHODS.iter().map(|m| published(paper::table2(task, m))).collect();
+                let n = ours.iter().flatten().map(|s| s.n).max().unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "| {task} | {} | {} | {n} |",
+                    pubs.join(" | "),
+                    ours.iter().map(|o| cell(*o)).collect::<Vec<_>>().join(" | ")
+                );
+            }
+            let _ = writeln!(s, "\n## Every evaluation planner\n");
+            planner_matrix(&mut s, protocol, c);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nPer-seed rows with every episode's return: `results.csv`. Learning curves (test return vs env steps, \
+         mean and a ±std band over seeds): `plots/<task>.png` and `.svg`. Each run's own report: \
+         `<table>/<task>/<planner>/seed<k>/report/`."
+    );
+    s
+}
+
+fn planner_matrix(s: &mut String, protocol: &Protocol, c: &Collected) {
+    let heads: Vec<String> = protocol
+        .eval_planners
+        .iter()
+        .map(|&p| {
+            // The pure policy does not iterate, whatever a preset's I says.
+            let i = c.evals.iter().find(|r| r.planner == p).map_or(p.default_iterations(), |r| r.iterations);
+            match (p.default_iterations(), i) {
+                (0, _) | (_, 0) => planner_title(p).to_owned(),
+                (_, i) => format!("{} (I {i})", planner_title(p)),
+            }
+        })
+        .collect();
+    let _ = writeln!(s, "| Task | trained with | {} |", heads.join(" | "));
+    let _ = writeln!(s, "|---|---|{}", "---|".repeat(heads.len()));
+    for task in &protocol.tasks {
+        for &trained in &protocol.train_planners {
+            let cells: Vec<String> = protocol
+                .eval_planners
+                .iter()
+                .map(|&p| {
+                    let recs = c.cell(task, trained, p);
+                    match Summary::of(&recs) {
+                        Some(sum) => {
+                            let ms = recs.iter().map(|r| r.ms_per_decision).sum::<f64>() / recs.len() as f64;
+                            format!("{} ({:.0} ms)", cell(Some(sum)), ms)
+                        }
+                        None => "—".into(),
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "| {task} | {} | {} |", trained_title(trained), cells.join(" | "));
+        }
+    }
+    let _ = writeln!(s, "\n(ms): mean planning time per decision on the evaluation device.");
+}
+
+/// Test-return curve of one run: `(env_steps, test_return_mean)` from its metrics.csv.
+pub fn test_curve(run_dir: &Path) -> Result<Vec<(f64, f64)>> {
+    let path = run_dir.join("metrics.csv");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let table = gradplan_report::Table::read(&path).map_err(|e| Error::Report(e.to_string()))?;
+    let (Some(x), Some(y)) = (table.column("env_steps"), table.column("test_return_mean")) else {
+        return Ok(Vec::new());
+    };
+    Ok(x.into_iter().zip(y).filter_map(|(x, y)| Some((x?, y?))).collect())
+}
+
+/// A run's training wall time over every invocation (metrics.csv's last `wall_s`; 0 if none).
+pub fn last_wall_s(run_dir: &Path) -> f64 {
+    gradplan_report::Table::read(&run_dir.join("metrics.csv"))
+        .ok()
+        .and_then(|t| t.column("wall_s"))
+        .and_then(|c| c.into_iter().flatten().last())
+        .unwrap_or(0.0)
+}
+
+/// Mean and ±std band over seeds at each env-step count where at least one seed tested.
+pub fn mean_band(curves: &[Vec<(f64, f64)>]) -> (Vec<Point>, Vec<Band>) {
+    let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for curve in curves {
+        for &(x, y) in curve {
+            at.entry(x.round() as i64).or_default().push(y);
+        }
+    }
+    let mut points = Vec::new();
+    let mut band = Vec::new();
+    for (x, ys) in at {
+        let n = ys.len() as f64;
+        let mean = ys.iter().sum::<f64>() / n;
+        let std = (ys.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / n).sqrt();
+        points.push(Point { x: x as f64, y: mean });
+        if ys.len() > 1 {
+            band.push(Band { x: x as f64, low: mean - std, high: mean + std });
+        }
+    }
+    (points, band)
+}
+
+/// `plots/<task>.{png,svg}`: test return vs env steps per training planner, mean and a ±std
+/// band over seeds; at the paper's scale, the paper's numbers at 100k as dashed lines.
+pub fn plot_tasks(out: &Path, protocol: &Protocol, jobs: &[Job]) -> Result<Vec<PathBuf>> {
+    let dir = out.join("plots");
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    let mut written = Vec::new();
+    for task in &protocol.tasks {
+        let mut series = Vec::new();
+        for &planner in &protocol.train_planners {
+            let curves: Vec<Vec<(f64, f64)>> = jobs
+                .iter()
+                .filter(|j| &j.task == task && j.trained_with == planner)
+                .map(|j| test_curve(&out.join(&j.run_dir)))
+                .collect::<Result<_>>()?;
+            let seeds = curves.iter().filter(|c| !c.is_empty()).count();
+            let (points, band) = mean_band(&curves);
+            series.push(Series {
+                label: format!("{} ({seeds} seeds)", planner_title(planner)),
+                points,
+                band,
+                style: LineStyle::Solid,
+            });
+        }
+        if protocol.scale == Scale::Paper && protocol.table == Table::One {
+            let end = protocol.budget().total_env_steps as f64;
+            for (method, label) in
+                [("PlaNet", "PlaNet (paper, 100k)"), ("Grad-MPC", "Grad-MPC (paper, 100k)")]
+            {
+                if let Some(p) = paper::table1(task, method) {
+                    series.push(Series {
+                        label: label.into(),
+                        points: vec![Point { x: 0.0, y: p.mean }, Point { x: end, y: p.mean }],
+                        band: Vec::new(),
+                        style: LineStyle::Dashed,
+                    });
+                }
+            }
+        }
+        let fig = Figure {
+            title: format!("{task} — test return (scale {})", protocol.scale),
+            x_label: "env steps".into(),
+            y_label: "test return".into(),
+            series,
+        };
+        let stem = dir.join(task);
+        written.extend(gradplan_report::save_figure(&fig, &stem).map_err(|e| Error::Report(e.to_string()))?);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        task: &str,
+        trained: PlannerKind,
+        planner: PlannerKind,
+        seed: u64,
+        returns: Vec<f64>,
+    ) -> EvalRecord {
+        EvalRecord {
+            job: format!("t1-{task}-{trained}-s{seed}"),
+            task: task.into(),
+            trained_with: trained,
+            planner,
+            iterations: planner.default_iterations(),
+            seed,
+            eval_seed: 1_000_000 + seed,
+            return_mean: returns.iter().sum::<f64>() / returns.len() as f64,
+            return_std: 0.0,
+            returns,
+            ms_per_decision: 2.0,
+            predicted_return_mean: 1.0,
+            checkpoint_env_steps: 800,
+            device: "cpu".into(),
+            wall_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn pooled_summary_is_over_every_episode_of_every_seed() {
+        let a = record("cartpole-swingup", PlannerKind::Cem, PlannerKind::Cem, 0, vec![1.0, 3.0]);
+        let b = record("cartpole-swingup", PlannerKind::Cem, PlannerKind::Cem, 1, vec![5.0, 7.0]);
+        let s = Summary::of(&[&a, &b]).unwrap();
+        assert_eq!((s.n, s.seeds), (4, 2));
+        assert!((s.mean - 4.0).abs() < 1e-12);
+        assert!((s.std - 5.0f64.sqrt()).abs() < 1e-12);
+        assert!(Summary::of(&[]).is_none());
+    }
+
+    #[test]
+    fn markdown_puts_ours_beside_the_paper_and_leaves_blanks() {
+        let protocol = Protocol::new(
+            Table::One,
+            Scale::Debug,
+            vec!["cartpole-swingup".into(), "reacher-easy".into()],
+            vec![0],
+            vec![],
+            vec![],
+        )
+        .unwrap();
+        let jobs = protocol.jobs();
+        let c = Collected {
+            evals: vec![record(
+                "cartpole-swingup",
+                PlannerKind::GradMpc,
+                PlannerKind::GradMpc,
+                0,
+                vec![10.0, 20.0],
+            )],
+            done: BTreeMap::new(),
+        };
+        let md = results_md(&protocol, &jobs, &c, &Provenance::default());
+        assert!(md.contains("scale: debug"));
+        assert!(md.contains("not comparable"));
+        let row = md.lines().find(|l| l.starts_with("| cartpole-swingup | 419.0 ± 40.0")).unwrap();
+        assert!(row.contains("470.0 ± 55.0 | — | 15.0 ± 5.0 | 2 |"), "{row}");
+        let reacher = md.lines().find(|l| l.starts_with("| reacher-easy | 145.0")).unwrap();
+        assert!(reacher.contains("| — | — | 0 |"), "{reacher}");
+        assert!(md.contains("| cartpole-swingup | Grad-MPC | — | 15.0 ± 5.0 (2 ms) |"), "{md}");
+        assert!(md.contains("| CEM (I 10) | Grad-MPC (I 40) |"), "{md}");
+        let csv = results_csv(&protocol, &c);
+        assert_eq!(csv.lines().count(), 2);
+        assert!(csv.lines().nth(1).unwrap().ends_with(",800,10.000 20.000"));
+    }
+
+    #[test]
+    fn band_is_mean_plus_minus_std_over_seeds() {
+        let (points, band) = mean_band(&[vec![(100.0, 1.0), (200.0, 2.0)], vec![(100.0, 3.0)]]);
+        assert_eq!(points, vec![Point { x: 100.0, y: 2.0 }, Point { x: 200.0, y: 2.0 }]);
+        assert_eq!(band, vec![Band { x: 100.0, low: 1.0, high: 3.0 }]);
+    }
+}
