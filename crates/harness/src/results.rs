@@ -253,9 +253,12 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
     if protocol.scale != Scale::Paper {
         let _ = writeln!(
             s,
-            "**Scale `{}`: every budget is shrunk (preset `{}`, {} env steps per run). These numbers test the \
+            "**Scale `{}`: every budget is shrunk (preset `{}`{}, {} env steps per run). These numbers test the \
              pipeline; they are not comparable with the paper's.**\n",
-            protocol.scale, budget.preset, budget.total_env_steps
+            protocol.scale,
+            budget.preset,
+            if protocol.scale == Scale::Cpu { ", state observations instead of pixels" } else { "" },
+            budget.total_env_steps
         );
     }
     let complete = jobs.iter().filter(|j| c.done.contains_key(&j.id)).count();

@@ -266,8 +266,10 @@ fn draw_figure<DB: DrawingBackend>(
             };
         }
     }
-    // One line needs no legend: the title and the y label name it.
-    if series.iter().filter(|s| !s.label.is_empty()).count() > 1 {
+    // One plain line needs no legend (the title and the y label name it); a line with a band
+    // does: its label says what the band is over (e.g. "CEM (3 seeds)").
+    let labelled: Vec<_> = series.iter().filter(|s| !s.label.is_empty()).collect();
+    if labelled.len() > 1 || labelled.iter().any(|s| !s.band.is_empty()) {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)

@@ -94,7 +94,7 @@ pub struct Figure {
     pub x_label: String,
     pub y_label: String,
     /// Series without finite points are skipped; a figure with none says "no data". The
-    /// legend is drawn when two or more series have a label.
+    /// legend is drawn when two or more series have a label, or one labelled series has a band.
     pub series: Vec<Series>,
 }
 
