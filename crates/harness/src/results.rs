@@ -87,6 +87,21 @@ pub fn read_done(run_dir: &Path) -> Result<Option<JobDone>> {
     read_json(&done_path(run_dir))
 }
 
+/// Whether `job` has nothing left to do in `run_dir`: it was marked done *and* every one of
+/// its evaluation planners has a record (a later invocation may ask for more planners than
+/// the one that marked it done).
+pub fn is_complete(run_dir: &Path, job: &Job) -> Result<bool> {
+    if read_done(run_dir)?.is_none() {
+        return Ok(false);
+    }
+    for &p in &job.eval_planners {
+        if read_eval(run_dir, p)?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Mean and population std of a pool of returns.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
@@ -554,6 +569,40 @@ mod tests {
         let csv = results_csv(&protocol, &c);
         assert_eq!(csv.lines().count(), 2);
         assert!(csv.lines().nth(1).unwrap().ends_with(",800,10.000 20.000"));
+    }
+
+    #[test]
+    fn a_job_asked_for_another_planner_is_not_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let protocol = Protocol::new(
+            Table::One,
+            Scale::Debug,
+            vec!["cartpole-swingup".into()],
+            vec![0],
+            vec![],
+            vec![PlannerKind::Cem],
+        )
+        .unwrap();
+        let job = &protocol.jobs()[0];
+        assert!(!is_complete(dir.path(), job).unwrap());
+        let done = JobDone {
+            job: job.id.clone(),
+            env_steps: 800,
+            train_wall_s: 1.0,
+            eval_wall_s: 1.0,
+            device: "cpu".into(),
+            finished_at: 0,
+        };
+        write_json(&done_path(dir.path()), &done).unwrap();
+        assert!(!is_complete(dir.path(), job).unwrap(), "done.json alone is not enough");
+        let rec = record("cartpole-swingup", job.trained_with, PlannerKind::Cem, 0, vec![1.0]);
+        write_json(&eval_path(dir.path(), PlannerKind::Cem), &rec).unwrap();
+        assert!(is_complete(dir.path(), job).unwrap());
+        let mut more = job.clone();
+        more.eval_planners.push(PlannerKind::Mppi);
+        assert!(!is_complete(dir.path(), &more).unwrap());
+        std::fs::write(done_path(dir.path()), "{ not json").unwrap();
+        assert!(is_complete(dir.path(), job).unwrap_err().to_string().contains("delete it"));
     }
 
     #[test]

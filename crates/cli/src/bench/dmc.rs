@@ -192,7 +192,7 @@ pub fn run(args: &DmcArgs) -> Result<()> {
 fn pending(out: &Path, jobs: &[Job]) -> Result<Vec<Job>> {
     let mut todo = Vec::new();
     for job in jobs {
-        if results::read_done(&out.join(&job.run_dir))?.is_none() {
+        if !results::is_complete(&out.join(&job.run_dir), job)? {
             todo.push(job.clone());
         }
     }
@@ -294,7 +294,7 @@ fn run_child(argv: &[String], log: &Path) -> Result<()> {
 /// write the run's report, mark the job done.
 fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Result<()> {
     let run_dir = out.join(&job.run_dir);
-    if results::read_done(&run_dir)?.is_some() {
+    if results::is_complete(&run_dir, job)? {
         println!("{} is complete", job.id);
         return Ok(());
     }
