@@ -100,7 +100,9 @@ fn save(stem: &Path, size: (u32, u32), content: &Content) -> Result<Vec<PathBuf>
     Ok(vec![png, svg])
 }
 
-fn register_font() {
+/// Registers the embedded DejaVu Sans as plotters' "sans-serif" (once per process), so text
+/// renders without system fonts. Every plot of the project calls it before drawing.
+pub fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The embedded font is valid; if it were not, text would be missing, not the plot.
@@ -282,7 +284,7 @@ fn draw_figure<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Tick labels: 1000 → "1k", 2.5e6 → "2.5M", 0.25 → "0.25".
+/// Tick labels: 20000 → "20k" (thousands only from 10⁴), 2.5e6 → "2.5M", 0.25 → "0.25".
 fn human(x: f64) -> String {
     let (value, unit) = match x.abs() {
         v if v >= 1e6 => (x / 1e6, "M"),

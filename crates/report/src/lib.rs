@@ -12,7 +12,7 @@ mod figure;
 mod table;
 
 pub use curves::{final_test_return, learning_curves, markdown_table, FinalReturn, METRICS_FILE};
-pub use figure::{save_figure, save_figure_sized, save_panels, DEFAULT_SIZE, PANEL_SIZE};
+pub use figure::{register_font, save_figure, save_figure_sized, save_panels, DEFAULT_SIZE, PANEL_SIZE};
 pub use table::Table;
 
 use std::path::{Path, PathBuf};
@@ -155,7 +155,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `dir/.name.<pid>.tmp.ext`: hidden, unique to this process, and with `path`'s extension,
 /// which plotters' bitmap backend reads to choose the image format.
-pub(crate) fn temp_beside(path: &Path) -> PathBuf {
+pub fn temp_beside(path: &Path) -> PathBuf {
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()))

@@ -414,11 +414,12 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
 fn aggregate(out: &Path, protocol: &Protocol, jobs: &[Job], args: &DmcArgs) -> Result<Vec<PathBuf>> {
     let collected = Collected::read(out, jobs)?;
     let prov = Provenance {
-        command: slurm::command_line(&harness_argv(args, out, protocol)[1..]).replacen(
-            "bench",
-            "gradplan bench",
-            1,
-        ),
+        command: {
+            // As a user types it: `gradplan`, not the executable's path.
+            let mut argv = harness_argv(args, out, protocol);
+            argv[0] = "gradplan".into();
+            slurm::command_line(&argv)
+        },
         machine: machine(&protocol.device),
         date: today(),
     };

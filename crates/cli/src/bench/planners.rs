@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use gradplan_plan::study::{self, ProblemKind, Study, StudyConfig, Summary};
 use gradplan_plan::PlannerKind;
+use gradplan_report::{register_font, temp_beside, write_atomic};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -121,22 +122,6 @@ fn report(config: &StudyConfig, study: &Study, threads: usize, seconds: f64) -> 
     out
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a reader
-/// never sees half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_beside(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
-/// `dir/.name.<pid>.tmp.ext`: hidden, unique to this process, and with `path`'s extension,
-/// which plotters' bitmap backend reads to choose the image format.
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()))
-}
-
 /// One colour per planner, stable across plots.
 fn colour(planner: PlannerKind) -> RGBColor {
     match planner {
@@ -147,14 +132,6 @@ fn colour(planner: PlannerKind) -> RGBColor {
         PlannerKind::RandomShooting => RGBColor(127, 127, 127),
         PlannerKind::Policy | PlannerKind::PolicyGradMpc => RGBColor(255, 127, 14),
     }
-}
-
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // The embedded font is valid; if it were not, text would be missing, not the plot.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
 }
 
 /// Width and height of a plot: one 300×260 panel per action dimension, two rows.
