@@ -2,6 +2,7 @@
 
 use crate::video::GifWriter;
 use anyhow::Result;
+use crate::planner_arg::PlannerArg;
 use clap::Args;
 use gradplan_env::Frame;
 use gradplan_train::{EpisodeStats, EvalOptions, Evaluator};
@@ -12,11 +13,11 @@ pub struct EvalArgs {
     /// The run to evaluate: its config.toml and the model of its latest checkpoint.
     #[arg(long)]
     run_dir: PathBuf,
-    /// cem, grad-mpc, mppi, grad-cem, random-shooting, or (on a Dreamer run) policy or
-    /// policy-grad-mpc (default: the run's planner). Its
-    /// settings are the run's planner section; I follows the new kind unless set.
-    #[arg(long)]
-    planner: Option<String>,
+    /// The planner to evaluate (default: the run's); policy and policy-grad-mpc need a
+    /// Dreamer run. Its settings are the run's planner section; I follows the new kind (and
+    /// Grad-MPC's flavour) unless set.
+    #[arg(long, value_enum)]
+    planner: Option<PlannerArg>,
     /// Change a planner setting, e.g. `--set planner.iterations=20` or
     /// `--set planner.action_lr=0.05` (repeatable).
     #[arg(long = "set", value_name = "planner.KEY=VALUE")]
@@ -41,7 +42,7 @@ pub struct EvalArgs {
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let opts = EvalOptions {
-        planner: args.planner.clone(),
+        planner: args.planner.map(|p| p.0),
         overrides: args.overrides.clone(),
         episodes: args.episodes,
         seed: args.seed,

@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod planner_arg;
 mod report;
 mod rollout;
 mod train;

@@ -1,6 +1,7 @@
 //! `gradplan train` and `gradplan resume`.
 
 use anyhow::{Context, Result};
+use crate::planner_arg::PlannerArg;
 use clap::Args;
 use gradplan_config::RunConfig;
 use gradplan_train::{RunOptions, Trainer};
@@ -11,9 +12,9 @@ pub struct TrainArgs {
     /// Task as `domain-task` (default: the preset's, cartpole-swingup).
     #[arg(long)]
     task: Option<String>,
-    /// cem, grad-mpc, mppi, grad-cem or random-shooting (default: cem, PlaNet's).
-    #[arg(long)]
-    planner: Option<String>,
+    /// The planner that collects the data (default: the preset's, cem).
+    #[arg(long, value_enum)]
+    planner: Option<PlannerArg>,
     /// pixels or state.
     #[arg(long)]
     obs: Option<String>,
@@ -68,7 +69,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut overrides = Vec::new();
     let flag = |key: &str, v: &Option<String>| v.as_ref().map(|v| format!("{key}=\"{v}\""));
     overrides.extend(flag("env.task", &args.task));
-    overrides.extend(flag("planner.kind", &args.planner));
+    overrides.extend(flag("planner.kind", &args.planner.map(|p| p.0.name().to_owned())));
     overrides.extend(flag("env.obs", &args.obs));
     overrides.extend(flag("device", &args.device));
     overrides.extend(args.seed.map(|s| format!("seed={s}")));

@@ -8,7 +8,7 @@
 mod run;
 
 pub use run::{
-    apply_override, ActionOptimizer, DreamerConfig, PlannerConfig, PlannerKind, RunConfig, TrainConfig,
+    apply_override, ActionOptimizer, DreamerConfig, GradMpcDefaults, GradMpcFlavour, PlannerConfig, PlannerKind, RunConfig, TrainConfig,
     PRESETS,
 };
 use serde::{Deserialize, Serialize};

@@ -37,13 +37,25 @@ impl PlannerKind {
         PlannerKind::PolicyGradMpc,
     ];
 
-    /// Optimisation iterations I when the configuration leaves them open: the paper's 40
-    /// for Grad-MPC (Table A.7), PlaNet's 10 for the population methods, 1 for random
-    /// shooting, 10 ascent steps for Policy+Grad-MPC (our choice; the paper gives none), 0
-    /// for the pure policy.
+    /// The planners that need only the model (reward and dynamics).
+    pub const MODEL_ONLY: [PlannerKind; 5] = [
+        PlannerKind::Cem,
+        PlannerKind::RandomShooting,
+        PlannerKind::GradMpc,
+        PlannerKind::Mppi,
+        PlannerKind::GradCem,
+    ];
+    /// The planners that also need Dreamer's actor (and, for the hybrid, its value).
+    pub const WITH_POLICY: [PlannerKind; 2] = [PlannerKind::Policy, PlannerKind::PolicyGradMpc];
+
+    /// Optimisation iterations I when the configuration leaves them open: Grad-MPC's default
+    /// flavour's (the paper flavour has A.7's 40: [`PlannerConfig::iterations`] follows the
+    /// configured flavour), PlaNet's 10 for the population methods, 1 for random shooting, 10
+    /// ascent steps for Policy+Grad-MPC (our choice; the paper gives none), 0 for the pure
+    /// policy.
     pub fn default_iterations(self) -> usize {
         match self {
-            PlannerKind::GradMpc => 40,
+            PlannerKind::GradMpc => GradMpcFlavour::default().defaults().iterations,
             PlannerKind::RandomShooting => 1,
             PlannerKind::Policy => 0,
             PlannerKind::PolicyGradMpc => 10,
@@ -60,6 +72,23 @@ impl PlannerKind {
             PlannerKind::RandomShooting => "random-shooting",
             PlannerKind::Policy => "policy",
             PlannerKind::PolicyGradMpc => "policy-grad-mpc",
+        }
+    }
+
+    /// One line for `--help`.
+    pub fn summary(self) -> &'static str {
+        match self {
+            PlannerKind::Cem => "cross-entropy method, PlaNet's planner (the paper's A.1)",
+            PlannerKind::GradMpc => {
+                "gradient ascent on the predicted return (Algorithm 1; planner.flavour = robust | paper)"
+            }
+            PlannerKind::Mppi => "model predictive path integral control",
+            PlannerKind::GradCem => "CEM with gradient steps on its samples (Bharadhwaj et al. 2020)",
+            PlannerKind::RandomShooting => "the best of J random sequences",
+            PlannerKind::Policy => "Dreamer's actor alone; trains a Dreamer agent",
+            PlannerKind::PolicyGradMpc => {
+                "the actor's plan refined by gradient ascent on the value (§6); trains a Dreamer agent"
+            }
         }
     }
 
@@ -96,6 +125,74 @@ pub enum ActionOptimizer {
     Adam,
 }
 
+/// Which Grad-MPC: Algorithm 1 as printed, or our robust variant (docs/decisions.md says
+/// what each setting is and the measurement behind it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GradMpcFlavour {
+    /// A forward-only screen of the J samples, gradient ascent on the best J_a = 16 of them,
+    /// expected returns over S = 2 imaginations, the mean of the K = 4 best as the plan.
+    #[default]
+    Robust,
+    /// Algorithm 1 exactly, with appendix A.7's I = 40: J draws from N(0, I), plain gradient
+    /// ascent, the argmax of one rollout each.
+    Paper,
+}
+
+/// The Grad-MPC settings a flavour fixes, unless the configuration sets them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GradMpcDefaults {
+    /// I
+    pub iterations: usize,
+    pub optimizer: ActionOptimizer,
+    pub warm_start: bool,
+    pub warm_start_copies: usize,
+    /// σ_w
+    pub warm_start_noise: f64,
+    /// J_a; `None`: all J candidates are refined (no screen).
+    pub ascent_candidates: Option<usize>,
+    /// S
+    pub imagination_samples: usize,
+    /// K of the elite mean, 0: the best candidate.
+    pub elite_mean: usize,
+}
+
+impl GradMpcFlavour {
+    pub fn name(self) -> &'static str {
+        match self {
+            GradMpcFlavour::Robust => "robust",
+            GradMpcFlavour::Paper => "paper",
+        }
+    }
+
+    /// The flavour's settings.
+    pub fn defaults(self) -> GradMpcDefaults {
+        match self {
+            GradMpcFlavour::Paper => GradMpcDefaults {
+                iterations: 40,
+                optimizer: ActionOptimizer::Sgd,
+                warm_start: false,
+                warm_start_copies: 0,
+                warm_start_noise: 0.1,
+                ascent_candidates: None,
+                imagination_samples: 1,
+                elite_mean: 0,
+            },
+            // Each value and the measurement behind it: docs/decisions.md (#10).
+            GradMpcFlavour::Robust => GradMpcDefaults {
+                iterations: 2,
+                optimizer: ActionOptimizer::Sgd,
+                warm_start: false,
+                warm_start_copies: 4,
+                warm_start_noise: 0.1,
+                ascent_candidates: Some(16),
+                imagination_samples: 2,
+                elite_mean: 4,
+            },
+        }
+    }
+}
+
 /// Planner settings (the seed's Table A.7 for CEM and Grad-MPC).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -111,17 +208,37 @@ pub struct PlannerConfig {
     pub top_k: usize,
     /// α, step size of gradient ascent on the actions (Grad-MPC, GradCEM), 0.1.
     pub action_lr: f64,
-    /// Update rule of Grad-MPC.
-    pub optimizer: ActionOptimizer,
+    /// Update rule of Grad-MPC (from the flavour when unset), GradCEM and Policy+Grad-MPC
+    /// (SGD when unset).
+    pub optimizer: Option<ActionOptimizer>,
     /// Clip each time step's action-gradient norm to this value; off when absent.
     pub grad_clip_per_step: Option<f64>,
-    /// Seed the next decision's candidates with the previous plan shifted by one step.
-    pub warm_start: bool,
+    /// Seed the next decision's candidates with the previous plan shifted by one step
+    /// (Grad-MPC, MPPI); Grad-MPC: from the flavour when unset, MPPI: off.
+    pub warm_start: Option<bool>,
+    /// Grad-MPC's variant; the Grad-MPC settings below left unset take its values.
+    pub flavour: GradMpcFlavour,
+    /// σ₀, std of the initial samples of CEM, GradCEM, random shooting and Grad-MPC, 1.
+    pub init_std: Option<f64>,
+    /// Grad-MPC with warm start: noisy copies of the shifted plan among the candidates.
+    pub warm_start_copies: Option<usize>,
+    /// σ_w, std of those copies' noise, in action units.
+    pub warm_start_noise: Option<f64>,
+    /// Grad-MPC: J_a, candidates the gradient ascent refines. With a screen (the robust
+    /// flavour) they are the best J_a of `candidates` forward-only samples; in the paper
+    /// flavour J_a = J.
+    pub ascent_candidates: Option<usize>,
+    /// Grad-MPC: S, imaginations each candidate's R is averaged over.
+    pub imagination_samples: Option<usize>,
+    /// Grad-MPC: return the mean of the K best optimised candidates (0: the best one).
+    pub elite_mean: Option<usize>,
     /// λ, MPPI temperature, in units of predicted return, 1. Scale-dependent: lower it for
     /// tasks whose returns over the horizon are small.
     pub mppi_temperature: f64,
-    /// σ₀, MPPI's initial sampling std around the mean sequence, 1 (refit each iteration).
+    /// σ₀, MPPI's initial sampling std around the mean sequence, 1.
     pub mppi_noise_std: f64,
+    /// Refit MPPI's σ to the weighted samples each iteration (true), or keep σ₀.
+    pub mppi_refit_std: bool,
     /// Gradient steps on the samples per GradCEM iteration, 1.
     pub gradcem_steps: usize,
     /// Sample imagined stochastic states (reparameterised) rather than taking the prior
@@ -148,11 +265,19 @@ impl Default for PlannerConfig {
             candidates: 1000,
             top_k: 100,
             action_lr: 0.1,
-            optimizer: ActionOptimizer::Sgd,
+            optimizer: None,
             grad_clip_per_step: None,
-            warm_start: false,
+            warm_start: None,
+            flavour: GradMpcFlavour::Robust,
+            init_std: None,
+            warm_start_copies: None,
+            warm_start_noise: None,
+            ascent_candidates: None,
+            imagination_samples: None,
+            elite_mean: None,
             mppi_temperature: 1.0,
             mppi_noise_std: 1.0,
+            mppi_refit_std: true,
             gradcem_steps: 1,
             sample_imagined: true,
             discount: 1.0,
@@ -166,7 +291,10 @@ impl Default for PlannerConfig {
 impl PlannerConfig {
     /// I, after resolution.
     pub fn iterations(&self) -> usize {
-        self.iterations.unwrap_or_else(|| self.kind.default_iterations())
+        self.iterations.unwrap_or_else(|| match self.kind {
+            PlannerKind::GradMpc => self.flavour.defaults().iterations,
+            kind => kind.default_iterations(),
+        })
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -198,6 +326,22 @@ impl PlannerConfig {
                 return Err(invalid("planner.grad_clip_per_step", "must be positive"));
             }
         }
+        if let Some(v) = self.init_std {
+            if !positive(v) {
+                return Err(invalid("planner.init_std", "must be positive"));
+            }
+        }
+        if let Some(v) = self.warm_start_noise {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid("planner.warm_start_noise", "must be a non-negative number"));
+            }
+        }
+        if self.ascent_candidates == Some(0) {
+            return Err(invalid("planner.ascent_candidates", "must be at least 1"));
+        }
+        if self.imagination_samples == Some(0) {
+            return Err(invalid("planner.imagination_samples", "must be at least 1"));
+        }
         if self.hybrid_horizon == 0 {
             return Err(invalid("planner.hybrid_horizon", "must be at least 1"));
         }
@@ -208,6 +352,91 @@ impl PlannerConfig {
             return Err(invalid("planner.hybrid_noise", "must be a non-negative number"));
         }
         Ok(())
+    }
+}
+
+impl PlannerConfig {
+    /// This (a run's) planner section with `kind` and `planner.KEY=VALUE` overrides on top,
+    /// resolved and validated: what `gradplan eval`, `report` and `bench trained` plan with.
+    /// When the kind or Grad-MPC's flavour changes, I is re-resolved for the new planner (a
+    /// stored configuration has the training planner's I filled in) unless an override sets it.
+    pub fn overridden(&self, kind: Option<PlannerKind>, overrides: &[String]) -> Result<PlannerConfig> {
+        let mut explicit_iterations = false;
+        for o in overrides {
+            let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or(o);
+            if !key.starts_with("planner.") {
+                return Err(invalid(
+                    key,
+                    "eval changes planner settings only (`--set planner.<key>=<value>`); the environment \
+                     and model are the run's",
+                ));
+            }
+            explicit_iterations |= key == "planner.iterations";
+        }
+        let mut root = toml::Table::new();
+        root.insert("planner".into(), toml::Value::try_from(self)?);
+        let mut value = toml::Value::Table(root);
+        let parse = |value: &toml::Value| -> std::result::Result<PlannerConfig, toml::de::Error> {
+            value.get("planner").cloned().unwrap_or_else(|| toml::Value::Table(Default::default())).try_into()
+        };
+        let kind = kind.map(|k| format!("planner.kind=\"{k}\""));
+        // One at a time, so that a bad value is reported with its key.
+        for o in kind.iter().chain(overrides) {
+            apply_override(&mut value, o)?;
+            if let Err(e) = parse(&value) {
+                let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or(o);
+                // The message alone: toml's full error repeats it on a second line.
+                return Err(invalid(key, e.message()));
+            }
+        }
+        let mut planner = parse(&value).map_err(|e| invalid("planner", e.message()))?;
+        if planner.kind == PlannerKind::GradMpc && self.kind != PlannerKind::GradMpc {
+            planner.clear_unset_grad_mpc(self, overrides);
+        }
+        let changed = planner.kind != self.kind
+            || (planner.kind == PlannerKind::GradMpc && planner.flavour != self.flavour);
+        if changed && !explicit_iterations {
+            planner.iterations = None;
+        }
+        planner.iterations = Some(planner.iterations());
+        planner.validate()?;
+        Ok(planner)
+    }
+
+    /// Switching a run of another planner to Grad-MPC: the flavour's settings replace what
+    /// the run's section holds for them (a configuration written before flavours existed
+    /// spells out `warm_start = false` and `optimizer = "sgd"`, which were no choice of the
+    /// user's), except where an override sets them.
+    fn clear_unset_grad_mpc(&mut self, run: &PlannerConfig, overrides: &[String]) {
+        let set = |key: &str| overrides.iter().any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+        macro_rules! clear {
+            ($($field:ident),*) => {$(
+                if !set(concat!("planner.", stringify!($field))) && self.$field == run.$field {
+                    self.$field = None;
+                }
+            )*};
+        }
+        clear!(warm_start, optimizer, warm_start_copies, warm_start_noise, ascent_candidates, imagination_samples, elite_mean);
+    }
+
+    /// `k=v;k=v` for every setting in which `other` differs from `self`, the kind excluded
+    /// (it has its own column); `none` stands for an unset optional setting.
+    pub fn differences(&self, other: &PlannerConfig) -> Result<String> {
+        let (a, b) = (toml::Table::try_from(self)?, toml::Table::try_from(other)?);
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).filter(|k| *k != "kind").collect();
+        keys.sort();
+        keys.dedup();
+        let show = |v: Option<&toml::Value>| match v {
+            None => "none".to_owned(),
+            Some(toml::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        Ok(keys
+            .into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| format!("{k}={}", show(b.get(k))))
+            .collect::<Vec<_>>()
+            .join(";"))
     }
 }
 
@@ -531,6 +760,9 @@ mod tests {
     #[test]
     fn planner_iterations_follow_the_kind_unless_set() {
         let g = RunConfig::resolve("paper", None, &["planner.kind=grad-mpc".into()]).unwrap();
+        assert_eq!(g.planner.iterations, Some(GradMpcFlavour::Robust.defaults().iterations));
+        let g = RunConfig::resolve("paper", None, &["planner.kind=grad-mpc".into(), "planner.flavour=paper".into()])
+            .unwrap();
         assert_eq!(g.planner.iterations, Some(40));
         let g = RunConfig::resolve(
             "paper",
@@ -576,6 +808,81 @@ mod tests {
         let mut old = toml::Value::try_from(RunConfig::default()).unwrap();
         old.as_table_mut().unwrap().remove("dreamer");
         assert!(RunConfig::from_toml(&toml::to_string(&old).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_new_kind_gets_its_own_iterations_unless_they_are_set() {
+        let run = RunConfig::resolve("debug", None, &[]).unwrap().planner;
+        assert_eq!((run.kind, run.iterations), (PlannerKind::Cem, Some(2)));
+        let same = run.overridden(Some(PlannerKind::Cem), &[]).unwrap();
+        assert_eq!(same, run);
+        assert_eq!(run.differences(&same).unwrap(), "");
+        let g = run.overridden(Some(PlannerKind::GradMpc), &[]).unwrap();
+        assert_eq!((g.kind, g.iterations), (PlannerKind::GradMpc, Some(GradMpcFlavour::Robust.defaults().iterations)));
+        let g = run.overridden(Some(PlannerKind::GradMpc), &["planner.flavour=paper".into()]).unwrap();
+        assert_eq!((g.kind, g.iterations), (PlannerKind::GradMpc, Some(40)));
+        assert_eq!(run.differences(&g).unwrap(), "flavour=paper;iterations=40");
+        let g = run.overridden(
+            Some(PlannerKind::GradMpc),
+            &[
+                "planner.iterations=5".into(),
+                "planner.optimizer=adam".into(),
+                "planner.action_lr=0.05".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(g.iterations, Some(5));
+        assert_eq!(run.differences(&g).unwrap(), "action_lr=0.05;iterations=5;optimizer=adam");
+        // Same kind: the run's I stays.
+        let c = run.overridden(None, &["planner.candidates=8".into()]).unwrap();
+        assert_eq!((c.iterations, c.candidates), (Some(2), 8));
+        let clip = run.overridden(None, &["planner.grad_clip_per_step=1.5".into()]).unwrap();
+        assert_eq!(run.differences(&clip).unwrap(), "grad_clip_per_step=1.5");
+        assert_eq!(clip.differences(&run).unwrap(), "grad_clip_per_step=none");
+    }
+
+    #[test]
+    fn bad_planners_and_keys_are_refused() {
+        let run = RunConfig::resolve("debug", None, &[]).unwrap().planner;
+        let err = "cme".parse::<PlannerKind>().unwrap_err().to_string();
+        assert!(err.contains("cem, grad-mpc, mppi, grad-cem, random-shooting"), "{err}");
+        let err = run.overridden(None, &["planner.iteratons=3".into()]).unwrap_err().to_string();
+        assert!(err.contains("iteratons"), "{err}");
+        let err = run.overridden(None, &["model.belief_size=3".into()]).unwrap_err().to_string();
+        assert!(err.contains("model.belief_size") && err.contains("planner settings only"), "{err}");
+        let err = run.overridden(None, &["planner.horizon=0".into()]).unwrap_err().to_string();
+        assert!(err.contains("planner.horizon"), "{err}");
+        assert!(run.overridden(None, &["planner.horizon".into()]).is_err());
+    }
+
+    #[test]
+    fn a_cem_run_evaluated_with_grad_mpc_gets_the_flavours_settings() {
+        // What config.toml of a CEM run held before flavours existed.
+        let mut run = RunConfig::resolve("cpu", None, &[]).unwrap().planner;
+        run.warm_start = Some(false);
+        run.optimizer = Some(ActionOptimizer::Sgd);
+        let g = run.overridden(Some(PlannerKind::GradMpc), &[]).unwrap();
+        assert_eq!((g.warm_start, g.optimizer), (None, None));
+        let g = run
+            .overridden(Some(PlannerKind::GradMpc), &["planner.warm_start=false".into()])
+            .unwrap();
+        assert_eq!((g.warm_start, g.optimizer), (Some(false), None));
+        // The same kind keeps every stored setting.
+        let c = run.overridden(None, &[]).unwrap();
+        assert_eq!((c.warm_start, c.optimizer), (Some(false), Some(ActionOptimizer::Sgd)));
+    }
+
+    #[test]
+    fn a_new_flavour_gets_its_own_iterations() {
+        let run = RunConfig::resolve("paper", None, &["planner.kind=grad-mpc".into()]).unwrap().planner;
+        assert_eq!(run.iterations, Some(GradMpcFlavour::Robust.defaults().iterations));
+        let paper = run.overridden(None, &["planner.flavour=paper".into()]).unwrap();
+        assert_eq!(paper.iterations, Some(40));
+        assert_eq!(run.differences(&paper).unwrap(), "flavour=paper;iterations=40");
+        let set = run.overridden(None, &["planner.flavour=paper".into(), "planner.iterations=10".into()]).unwrap();
+        assert_eq!(set.iterations, Some(10));
+        let err = run.overridden(None, &["planner.flavour=fast".into()]).unwrap_err().to_string();
+        assert!(err.contains("planner.flavour"), "{err}");
     }
 
     #[test]

@@ -5,32 +5,15 @@
 //! respect to candidate j's actions is exactly `∇_{a^(j)} R_j`, and one backward pass serves
 //! all J candidates.
 
-use crate::{Bounds, Counts, LatentDynamics, Objective};
+use crate::{ActionOptimizer, Bounds, Counts, LatentDynamics, Objective};
 use tch::Tensor;
 
-/// How a gradient becomes an action update.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ActionOptimizer {
-    /// `a ← a + α ∇_a R` (Algorithm 1, with the ascent sign its line 7 drops).
-    Sgd,
-    /// Adam on the actions, ascending: the step is α·m̂/(√v̂ + ε) per element, so its size is
-    /// about α whatever the reward scale. Moments start at zero on every `plan` call.
-    Adam {
-        /// β₁, first-moment decay (0.9 in Kingma & Ba).
-        beta1: f64,
-        /// β₂, second-moment decay (0.999).
-        beta2: f64,
-        /// ε, added to √v̂ (1e-8).
-        eps: f64,
-    },
-}
-
-impl ActionOptimizer {
-    /// Adam with Kingma & Ba's defaults.
-    pub fn adam() -> Self {
-        ActionOptimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }
-    }
-}
+/// Adam's constants on the actions (Kingma & Ba's defaults): β₁ (first-moment decay),
+/// β₂ (second-moment decay) and ε (added to √v̂). Moments start at zero on every `plan` call,
+/// so the step is α·m̂/(√v̂ + ε), about α per element whatever the reward scale.
+const ADAM_BETA1: f64 = 0.9;
+const ADAM_BETA2: f64 = 0.999;
+const ADAM_EPS: f64 = 1e-8;
 
 /// Adam's running moments for one batch of candidates.
 struct Moments {
@@ -50,6 +33,8 @@ pub(crate) struct AscentConfig {
     pub optimizer: ActionOptimizer,
     pub grad_clip_per_step: Option<f64>,
     pub objective: Objective,
+    /// S, imaginations each candidate's R is averaged over ([`Objective::expected_returns`]).
+    pub samples: i64,
 }
 
 /// A running ascent over one batch of candidates.
@@ -76,10 +61,11 @@ impl Ascent {
         counts: &mut Counts,
     ) -> Tensor {
         let a = actions.detach().set_requires_grad(true);
-        let objective = self.config.objective.returns(dynamics, state, &a).sum(a.kind());
+        let samples = self.config.samples;
+        let objective = self.config.objective.expected_returns(dynamics, state, &a, samples).sum(a.kind());
         let mut grad = Tensor::run_backward(&[objective], &[&a], false, false).remove(0);
-        counts.rollout(actions);
-        counts.backward_steps += (actions.size()[0] * actions.size()[1]) as u64;
+        counts.rollouts(actions, samples);
+        counts.backward_steps += (actions.size()[0] * actions.size()[1] * samples.max(1)) as u64;
         tch::no_grad(|| {
             if let Some(max_norm) = self.config.grad_clip_per_step {
                 grad = clip_per_step(&grad, max_norm);
@@ -93,7 +79,8 @@ impl Ascent {
     fn direction(&mut self, grad: &Tensor) -> Tensor {
         match self.config.optimizer {
             ActionOptimizer::Sgd => grad.shallow_clone(),
-            ActionOptimizer::Adam { beta1, beta2, eps } => {
+            ActionOptimizer::Adam => {
+                let (beta1, beta2, eps) = (ADAM_BETA1, ADAM_BETA2, ADAM_EPS);
                 let m = self.moments.get_or_insert_with(|| Moments {
                     first: grad.zeros_like(),
                     second: grad.zeros_like(),
@@ -145,9 +132,10 @@ mod tests {
         // Bias correction makes Adam's first step ±1·α whatever the gradient's scale.
         let config = AscentConfig {
             learning_rate: 1.0,
-            optimizer: ActionOptimizer::adam(),
+            optimizer: ActionOptimizer::Adam,
             grad_clip_per_step: None,
             objective: Objective::default(),
+            samples: 1,
         };
         let mut ascent = Ascent::new(config);
         let g = Tensor::from_slice(&[1e-3f64, -50.0]);

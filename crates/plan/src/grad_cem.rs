@@ -77,6 +77,7 @@ impl GradCemConfig {
             optimizer: self.optimizer,
             grad_clip_per_step: self.grad_clip_per_step,
             objective: self.objective,
+            samples: 1,
         }
     }
 }

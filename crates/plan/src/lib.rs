@@ -36,20 +36,21 @@ mod grad_cem;
 mod grad_mpc;
 mod mppi;
 mod policy;
+mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod study;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use ascent::ActionOptimizer;
 pub use cem::{Cem, CemConfig, CemOutput, RandomShootingConfig};
 pub use grad_cem::{GradCem, GradCemConfig};
-pub use grad_mpc::{GradMpc, GradMpcConfig};
+pub use grad_mpc::{GradMpc, GradMpcConfig, Selection};
 pub use mppi::{Mppi, MppiConfig};
 pub use policy::{PolicyGradMpc, PolicyGradMpcConfig, PolicyPlanner, PolicyPlannerConfig};
 
-use std::fmt;
-use std::str::FromStr;
+/// The planner vocabulary is the configuration's: one kind enum and one update rule for
+/// the whole workspace.
+pub use gradplan_config::{ActionOptimizer, PlannerKind};
 use tch::{Device, Kind, Tensor};
 
 /// Everything that can go wrong while planning.
@@ -76,10 +77,6 @@ pub enum Error {
         "the planned action {action:?} is not finite; lower the action learning rate α or the initial std"
     )]
     NonFinite { action: Vec<f32> },
-    #[error(
-        "`{0}` is not a planner; use cem, random-shooting, grad-mpc, mppi, grad-cem, policy or policy-grad-mpc"
-    )]
-    UnknownPlanner(String),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
@@ -163,6 +160,29 @@ impl Objective {
     /// [`rollout_return`] with this objective.
     pub fn returns<D: LatentDynamics>(&self, dynamics: &D, state: &D::State, actions: &Tensor) -> Tensor {
         rollout_return(dynamics, state, actions, self.discount, self.use_value)
+    }
+
+    /// The mean of [`Objective::returns`] over `samples` (S) independent imaginations of every
+    /// candidate: with a stochastic model (sampled imagined states) one rollout is one noisy
+    /// draw of R, and a planner that takes the argmax over J single draws picks the luckiest
+    /// noise rather than the best actions. S = 1 is exactly [`Objective::returns`].
+    ///
+    /// # Shapes
+    /// `state: [1, ...]`, `actions: [H, J, A]` → `[J]`
+    pub fn expected_returns<D: LatentDynamics>(
+        &self,
+        dynamics: &D,
+        state: &D::State,
+        actions: &Tensor,
+        samples: i64,
+    ) -> Tensor {
+        if samples <= 1 {
+            return self.returns(dynamics, state, actions);
+        }
+        let j = actions.size()[1];
+        // [H, S·J, A]: copy s of candidate j sits at s·J + j.
+        let repeated = actions.repeat([1, samples, 1]);
+        self.returns(dynamics, state, &repeated).view([samples, j]).mean_dim(0, false, None)
     }
 
     /// Fails early, on the `[1, ...]` start state, when a value is asked of a model without one.
@@ -286,8 +306,13 @@ pub(crate) struct Counts {
 impl Counts {
     /// Records one forward rollout of `[H, J, A]` actions.
     pub(crate) fn rollout(&mut self, actions: &Tensor) {
+        self.rollouts(actions, 1);
+    }
+
+    /// Records S forward rollouts of `[H, J, A]` actions ([`Objective::expected_returns`]).
+    pub(crate) fn rollouts(&mut self, actions: &Tensor, samples: i64) {
         let size = actions.size();
-        self.model_steps += (size[0] * size[1]) as u64;
+        self.model_steps += (size[0] * size[1] * samples.max(1)) as u64;
     }
 }
 
@@ -320,74 +345,6 @@ pub(crate) fn positive(planner: &'static str, name: &str, value: f64, allow_zero
     }
 }
 
-/// Which planner, by its command-line name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlannerKind {
-    Cem,
-    RandomShooting,
-    GradMpc,
-    Mppi,
-    GradCem,
-    Policy,
-    PolicyGradMpc,
-}
-
-impl PlannerKind {
-    /// The planners that need only the model (reward and dynamics).
-    pub const ALL: [PlannerKind; 5] = [
-        PlannerKind::Cem,
-        PlannerKind::RandomShooting,
-        PlannerKind::GradMpc,
-        PlannerKind::Mppi,
-        PlannerKind::GradCem,
-    ];
-    /// The planners that also need a policy ([`LatentDynamics::policy`]) and, for the
-    /// hybrid, a value.
-    pub const WITH_POLICY: [PlannerKind; 2] = [PlannerKind::Policy, PlannerKind::PolicyGradMpc];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            PlannerKind::Cem => "cem",
-            PlannerKind::RandomShooting => "random-shooting",
-            PlannerKind::GradMpc => "grad-mpc",
-            PlannerKind::Mppi => "mppi",
-            PlannerKind::GradCem => "grad-cem",
-            PlannerKind::Policy => "policy",
-            PlannerKind::PolicyGradMpc => "policy-grad-mpc",
-        }
-    }
-
-    /// This planner with the paper's defaults.
-    pub fn default_config(self) -> PlannerConfig {
-        match self {
-            PlannerKind::Cem => PlannerConfig::Cem(CemConfig::default()),
-            PlannerKind::RandomShooting => PlannerConfig::RandomShooting(RandomShootingConfig::default()),
-            PlannerKind::GradMpc => PlannerConfig::GradMpc(GradMpcConfig::default()),
-            PlannerKind::Mppi => PlannerConfig::Mppi(MppiConfig::default()),
-            PlannerKind::GradCem => PlannerConfig::GradCem(GradCemConfig::default()),
-            PlannerKind::Policy => PlannerConfig::Policy(PolicyPlannerConfig::default()),
-            PlannerKind::PolicyGradMpc => PlannerConfig::PolicyGradMpc(PolicyGradMpcConfig::default()),
-        }
-    }
-}
-
-impl fmt::Display for PlannerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for PlannerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        PlannerKind::ALL
-            .into_iter()
-            .chain(PlannerKind::WITH_POLICY)
-            .find(|k| k.name() == s)
-            .ok_or_else(|| Error::UnknownPlanner(s.to_owned()))
-    }
-}
-
 /// The settings of any one planner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlannerConfig {
@@ -401,6 +358,19 @@ pub enum PlannerConfig {
 }
 
 impl PlannerConfig {
+    /// This planner with its own crate defaults (the paper's settings).
+    pub fn defaults(kind: PlannerKind) -> PlannerConfig {
+        match kind {
+            PlannerKind::Cem => PlannerConfig::Cem(CemConfig::default()),
+            PlannerKind::RandomShooting => PlannerConfig::RandomShooting(RandomShootingConfig::default()),
+            PlannerKind::GradMpc => PlannerConfig::GradMpc(GradMpcConfig::default()),
+            PlannerKind::Mppi => PlannerConfig::Mppi(MppiConfig::default()),
+            PlannerKind::GradCem => PlannerConfig::GradCem(GradCemConfig::default()),
+            PlannerKind::Policy => PlannerConfig::Policy(PolicyPlannerConfig::default()),
+            PlannerKind::PolicyGradMpc => PlannerConfig::PolicyGradMpc(PolicyGradMpcConfig::default()),
+        }
+    }
+
     pub fn kind(&self) -> PlannerKind {
         match self {
             PlannerConfig::Cem(_) => PlannerKind::Cem,

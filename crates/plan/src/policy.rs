@@ -174,6 +174,7 @@ impl<D: LatentDynamics> Planner<D> for PolicyGradMpc {
             optimizer: c.optimizer,
             grad_clip_per_step: c.grad_clip_per_step,
             objective: c.objective,
+            samples: 1,
         });
         for _ in 0..c.iterations {
             actions = ascent.step(dynamics, state, &actions, &bounds, &mut counts);

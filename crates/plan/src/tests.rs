@@ -77,7 +77,7 @@ fn small(kind: PlannerKind, horizon: i64) -> PlannerConfig {
             gradient_steps: 2,
             ..Default::default()
         }),
-        PlannerKind::Policy | PlannerKind::PolicyGradMpc => kind.default_config(),
+        PlannerKind::Policy | PlannerKind::PolicyGradMpc => PlannerConfig::defaults(kind),
     }
 }
 
@@ -150,13 +150,13 @@ fn no_candidate_ever_leaves_tight_bounds_and_steps_are_counted() {
     let x0 = LinearQuadratic::EXAMPLE_START;
     let optimum = LinearQuadratic::example(Kind::Float).optimum(&x0, 6, Objective::default());
     assert!(optimum.actions.iter().any(|a| a.abs() > 0.5), "the bounds must bind");
-    let mut configs: Vec<PlannerConfig> = PlannerKind::ALL.iter().map(|&k| small(k, 6)).collect();
+    let mut configs: Vec<PlannerConfig> = PlannerKind::MODEL_ONLY.iter().map(|&k| small(k, 6)).collect();
     configs.push(PlannerConfig::GradMpc(GradMpcConfig {
         horizon: 6,
         iterations: 3,
         candidates: 32,
         learning_rate: 5.0,
-        optimizer: ActionOptimizer::adam(),
+        optimizer: ActionOptimizer::Adam,
         ..Default::default()
     }));
     for config in configs {
@@ -181,7 +181,7 @@ fn same_seed_gives_the_same_action_and_different_seeds_differ() {
     let _rng = rng_lock();
     let lq = LinearQuadratic::example(Kind::Float);
     let start = lq.start(&LinearQuadratic::EXAMPLE_START);
-    for kind in PlannerKind::ALL {
+    for kind in PlannerKind::MODEL_ONLY {
         let config = small(kind, 5);
         let action = |seed: i64| {
             tch::manual_seed(seed);
@@ -203,7 +203,7 @@ fn planners_follow_the_dynamics_device() {
     let device = Device::Cuda(0);
     let lq = LinearQuadratic::example(Kind::Float).with_device(device);
     let start = lq.start(&LinearQuadratic::EXAMPLE_START);
-    for kind in PlannerKind::ALL {
+    for kind in PlannerKind::MODEL_ONLY {
         tch::manual_seed(0);
         let plan = small(kind, 6).init().plan(&lq, &start).unwrap();
         assert_eq!(plan.sequence.device(), device, "{kind}");
@@ -246,7 +246,7 @@ fn a_value_objective_needs_a_model_with_a_value() {
 fn bad_bounds_and_settings_are_errors_not_panics() {
     let inverted = LinearQuadratic::example(Kind::Float).with_bounds(1.0, -1.0);
     let start = inverted.start(&LinearQuadratic::EXAMPLE_START);
-    for kind in PlannerKind::ALL {
+    for kind in PlannerKind::MODEL_ONLY {
         let err = small(kind, 3).init().plan(&inverted, &start).unwrap_err();
         assert!(matches!(err, Error::Bounds { .. }), "{kind}: {err}");
     }
@@ -254,16 +254,16 @@ fn bad_bounds_and_settings_are_errors_not_panics() {
     assert!(bad.validate().unwrap_err().to_string().contains("learning_rate"));
     let bad = PlannerConfig::Mppi(MppiConfig { temperature: 0.0, ..Default::default() });
     assert!(bad.validate().unwrap_err().to_string().contains("temperature"));
-    for kind in PlannerKind::ALL {
-        kind.default_config().validate().unwrap();
+    for kind in PlannerKind::MODEL_ONLY {
+        PlannerConfig::defaults(kind).validate().unwrap();
     }
 }
 
 #[test]
 fn planner_names_round_trip() {
-    for kind in PlannerKind::ALL {
+    for kind in PlannerKind::MODEL_ONLY {
         assert_eq!(kind.name().parse::<PlannerKind>().unwrap(), kind);
-        assert_eq!(kind.default_config().kind(), kind);
+        assert_eq!(PlannerConfig::defaults(kind).kind(), kind);
     }
     let err = "pets".parse::<PlannerKind>().unwrap_err().to_string();
     assert!(err.contains("grad-mpc"), "{err}");
@@ -290,7 +290,7 @@ fn seed_scan() {
         candidates: 50,
         horizon: 8,
         iterations: 100,
-        optimizer: ActionOptimizer::adam(),
+        optimizer: ActionOptimizer::Adam,
         ..Default::default()
     };
     let configs = [

@@ -4,7 +4,7 @@
 //! collect and test episodes) and `gradplan eval`.
 
 use crate::dynamics::ModelDynamics;
-use crate::{planner_config, Error, Result};
+use crate::{Error, Result};
 use gradplan_config::{DreamerConfig, PlannerConfig};
 use gradplan_dreamer::Behavior;
 use gradplan_env::{ActionSpec, Env, Frame, Obs};
@@ -98,7 +98,7 @@ impl Agent {
             &action_spec.low,
             &action_spec.high,
         );
-        let plan_cfg = planner_config(planner, dreamer);
+        let plan_cfg = gradplan_plan::PlannerConfig::from_settings(planner, dreamer.discount);
         plan_cfg.validate()?;
         Ok(Agent {
             bit_depth: model.cfg.bit_depth,

@@ -10,7 +10,7 @@ use crate::checkpoint::{self, Counters, ACTOR_FILE, MODEL_FILE, VALUE_FILE};
 use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{apply_override, PlannerConfig, PlannerKind, RunConfig};
+use gradplan_config::{PlannerConfig, PlannerKind, RunConfig};
 use gradplan_dreamer::Behavior;
 use gradplan_env::{make_env, Env, Frame};
 use gradplan_model::WorldModel;
@@ -40,8 +40,8 @@ pub const EVAL_COLUMNS: [&str; 12] = [
 /// What to evaluate and how.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
-    /// Planner kind by name (`cem`, `grad-mpc`, …); `None` keeps the run's.
-    pub planner: Option<String>,
+    /// The planner kind; `None` keeps the run's.
+    pub planner: Option<PlannerKind>,
     /// `planner.key=value` settings applied over the run's planner section.
     pub overrides: Vec<String>,
     /// Episodes to play, at least 1.
@@ -113,8 +113,8 @@ impl Evaluator {
         if opts.episodes == 0 {
             return Err(invalid("episodes", "must be at least 1"));
         }
-        let planner = resolve_planner(&cfg.planner, opts.planner.as_deref(), &opts.overrides)?;
-        let settings = differing_settings(&cfg.planner, &planner)?;
+        let planner = cfg.planner.overridden(opts.planner, &opts.overrides)?;
+        let settings = cfg.planner.differences(&planner)?;
         let no_actor = || Error::NoActor {
             planner: planner.kind.to_string(),
             what: format!("the run in {}", run_dir.display()),
@@ -275,75 +275,6 @@ fn invalid(key: &str, reason: &str) -> Error {
     Error::Config(gradplan_config::Error::Invalid { key: key.into(), reason: reason.into() })
 }
 
-/// The planner to evaluate: the run's planner section, then `kind`, then the `planner.*`
-/// overrides. When the kind changes, I is re-resolved from the new kind (the stored
-/// configuration has the training planner's I filled in) unless an override sets it.
-pub fn resolve_planner(
-    run: &PlannerConfig,
-    kind: Option<&str>,
-    overrides: &[String],
-) -> Result<PlannerConfig> {
-    let kind = kind.map(str::parse::<PlannerKind>).transpose()?;
-    let mut explicit_iterations = false;
-    for o in overrides {
-        let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or(o);
-        if !key.starts_with("planner.") {
-            return Err(invalid(
-                key,
-                "eval changes planner settings only (`--set planner.<key>=<value>`); the environment and \
-                 model are the run's",
-            ));
-        }
-        explicit_iterations |= key == "planner.iterations";
-    }
-    let mut root = toml::Table::new();
-    root.insert("planner".into(), toml::Value::try_from(run).map_err(gradplan_config::Error::from)?);
-    let mut value = toml::Value::Table(root);
-    let parse = |value: &toml::Value| -> std::result::Result<PlannerConfig, toml::de::Error> {
-        value.get("planner").cloned().unwrap_or_else(|| toml::Value::Table(Default::default())).try_into()
-    };
-    let kind = kind.map(|k| format!("planner.kind=\"{k}\""));
-    // One at a time, so that a bad value is reported with its key.
-    for o in kind.iter().chain(overrides) {
-        apply_override(&mut value, o)?;
-        if let Err(e) = parse(&value) {
-            let key = o.split_once('=').map(|(k, _)| k.trim()).unwrap_or(o);
-            // The message alone: toml's full error repeats it on a second line.
-            return Err(invalid(key, e.message()));
-        }
-    }
-    let mut planner = parse(&value).map_err(|e| invalid("planner", e.message()))?;
-    if planner.kind != run.kind && !explicit_iterations {
-        planner.iterations = None;
-    }
-    planner.iterations = Some(planner.iterations());
-    planner.validate()?;
-    Ok(planner)
-}
-
-/// `k=v;k=v` for every planner setting in which `eval` differs from `run`, the kind
-/// excluded (it has its own column); `none` stands for an unset optional setting.
-pub fn differing_settings(run: &PlannerConfig, eval: &PlannerConfig) -> Result<String> {
-    let table = |p: &PlannerConfig| -> Result<toml::Table> {
-        Ok(toml::Table::try_from(p).map_err(gradplan_config::Error::from)?)
-    };
-    let (a, b) = (table(run)?, table(eval)?);
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).filter(|k| *k != "kind").collect();
-    keys.sort();
-    keys.dedup();
-    let show = |v: Option<&toml::Value>| match v {
-        None => "none".to_owned(),
-        Some(toml::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    };
-    Ok(keys
-        .into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| format!("{k}={}", show(b.get(k))))
-        .collect::<Vec<_>>()
-        .join(";"))
-}
-
 /// The report's cells, in [`EVAL_COLUMNS`] order.
 fn row(r: &EvalReport, device: &str, now: SystemTime) -> Vec<String> {
     vec![
@@ -428,10 +359,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn run_planner() -> PlannerConfig {
-        RunConfig::resolve("debug", None, &[]).unwrap().planner
-    }
-
     #[test]
     fn timestamps_are_utc_dates() {
         let at = |s: u64| utc_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
@@ -440,50 +367,6 @@ mod tests {
         assert_eq!(at(951_868_799), "2000-02-29T23:59:59Z");
         assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
-    }
-
-    #[test]
-    fn a_new_kind_gets_its_own_iterations_unless_they_are_set() {
-        let run = run_planner();
-        assert_eq!((run.kind, run.iterations), (PlannerKind::Cem, Some(2)));
-        let same = resolve_planner(&run, Some("cem"), &[]).unwrap();
-        assert_eq!(same, run);
-        assert_eq!(differing_settings(&run, &same).unwrap(), "");
-        let g = resolve_planner(&run, Some("grad-mpc"), &[]).unwrap();
-        assert_eq!((g.kind, g.iterations), (PlannerKind::GradMpc, Some(40)));
-        assert_eq!(differing_settings(&run, &g).unwrap(), "iterations=40");
-        let g = resolve_planner(
-            &run,
-            Some("grad-mpc"),
-            &[
-                "planner.iterations=5".into(),
-                "planner.optimizer=adam".into(),
-                "planner.action_lr=0.05".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(g.iterations, Some(5));
-        assert_eq!(differing_settings(&run, &g).unwrap(), "action_lr=0.05;iterations=5;optimizer=adam");
-        // Same kind: the run's I stays.
-        let c = resolve_planner(&run, None, &["planner.candidates=8".into()]).unwrap();
-        assert_eq!((c.iterations, c.candidates), (Some(2), 8));
-        let clip = resolve_planner(&run, None, &["planner.grad_clip_per_step=1.5".into()]).unwrap();
-        assert_eq!(differing_settings(&run, &clip).unwrap(), "grad_clip_per_step=1.5");
-        assert_eq!(differing_settings(&clip, &run).unwrap(), "grad_clip_per_step=none");
-    }
-
-    #[test]
-    fn bad_planners_and_keys_are_refused() {
-        let run = run_planner();
-        let err = resolve_planner(&run, Some("cme"), &[]).unwrap_err().to_string();
-        assert!(err.contains("cem, grad-mpc, mppi, grad-cem, random-shooting"), "{err}");
-        let err = resolve_planner(&run, None, &["planner.iteratons=3".into()]).unwrap_err().to_string();
-        assert!(err.contains("iteratons"), "{err}");
-        let err = resolve_planner(&run, None, &["model.belief_size=3".into()]).unwrap_err().to_string();
-        assert!(err.contains("model.belief_size") && err.contains("planner settings only"), "{err}");
-        let err = resolve_planner(&run, None, &["planner.horizon=0".into()]).unwrap_err().to_string();
-        assert!(err.contains("planner.horizon"), "{err}");
-        assert!(resolve_planner(&run, None, &["planner.horizon".into()]).is_err());
     }
 
     #[test]

@@ -22,8 +22,6 @@ pub use gradplan_backend::optim;
 pub use openloop::{open_loop, OpenLoop, OpenLoopOptions, Trace};
 pub use trainer::{read_run_config, RunOptions, Trainer};
 
-use gradplan_config::{ActionOptimizer, DreamerConfig, PlannerConfig, PlannerKind};
-use gradplan_plan as plan;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in a run.
@@ -68,76 +66,3 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// The planner settings of a run, in the planner crate's terms. The policy planners take
-/// their γ from `dreamer` (the γ the value was trained with); the others from `planner`.
-pub fn planner_config(p: &PlannerConfig, dreamer: &DreamerConfig) -> plan::PlannerConfig {
-    let objective = plan::Objective { discount: p.discount, use_value: false };
-    let optimizer = match p.optimizer {
-        ActionOptimizer::Sgd => plan::ActionOptimizer::Sgd,
-        ActionOptimizer::Adam => plan::ActionOptimizer::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
-    };
-    let (h, j, k, i) = (p.horizon as i64, p.candidates as i64, p.top_k as i64, p.iterations());
-    match p.kind {
-        PlannerKind::Cem => plan::PlannerConfig::Cem(plan::CemConfig {
-            horizon: h,
-            iterations: i,
-            candidates: j,
-            top_k: k,
-            objective,
-            ..Default::default()
-        }),
-        PlannerKind::RandomShooting => plan::PlannerConfig::RandomShooting(plan::RandomShootingConfig {
-            horizon: h,
-            candidates: j,
-            objective,
-            ..Default::default()
-        }),
-        PlannerKind::GradMpc => plan::PlannerConfig::GradMpc(plan::GradMpcConfig {
-            horizon: h,
-            iterations: i,
-            candidates: j,
-            learning_rate: p.action_lr,
-            optimizer,
-            grad_clip_per_step: p.grad_clip_per_step,
-            warm_start: p.warm_start,
-            objective,
-            ..Default::default()
-        }),
-        PlannerKind::Mppi => plan::PlannerConfig::Mppi(plan::MppiConfig {
-            horizon: h,
-            iterations: i,
-            candidates: j,
-            init_std: p.mppi_noise_std,
-            temperature: p.mppi_temperature,
-            warm_start: p.warm_start,
-            objective,
-            ..Default::default()
-        }),
-        PlannerKind::GradCem => plan::PlannerConfig::GradCem(plan::GradCemConfig {
-            horizon: h,
-            iterations: i,
-            candidates: j,
-            top_k: k,
-            gradient_steps: p.gradcem_steps,
-            learning_rate: p.action_lr,
-            optimizer,
-            grad_clip_per_step: p.grad_clip_per_step,
-            objective,
-            ..Default::default()
-        }),
-        PlannerKind::Policy => {
-            plan::PlannerConfig::Policy(plan::PolicyPlannerConfig { discount: dreamer.discount })
-        }
-        PlannerKind::PolicyGradMpc => plan::PlannerConfig::PolicyGradMpc(plan::PolicyGradMpcConfig {
-            horizon: p.hybrid_horizon as i64,
-            candidates: p.hybrid_candidates as i64,
-            iterations: i,
-            learning_rate: p.action_lr,
-            optimizer,
-            grad_clip_per_step: p.grad_clip_per_step,
-            noise: p.hybrid_noise,
-            objective: plan::Objective { discount: dreamer.discount, use_value: true },
-        }),
-    }
-}

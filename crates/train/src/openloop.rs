@@ -14,7 +14,7 @@
 //! step as while acting, from tch's generator seeded by the episode's seed.
 
 use crate::agent::{Agent, EpisodeOptions, EpisodeStats, Policy};
-use crate::eval::{load_run, resolve_planner};
+use crate::eval::load_run;
 use crate::trainer::{derive_seed, read_run_config, Stream};
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
@@ -234,7 +234,7 @@ struct Loaded {
 }
 
 fn load(run_dir: &Path, cfg: &RunConfig, opts: &OpenLoopOptions) -> Result<Loaded> {
-    let planner = resolve_planner(&cfg.planner, None, &[])?;
+    let planner = cfg.planner.overridden(None, &[])?;
     let device = opts.device.as_deref().unwrap_or(&cfg.device).parse::<DeviceSpec>()?;
     let run = load_run(run_dir, cfg, device, opts.threads)?;
     let agent = Agent::new(run.model.clone(), run.behavior, &planner, &cfg.dreamer, run.action_spec)?;

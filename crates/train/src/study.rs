@@ -11,10 +11,9 @@
 
 use crate::checkpoint::{self, MODEL_FILE, REPLAY_FILE};
 use crate::dynamics::ModelDynamics;
-use crate::eval::resolve_planner;
 use crate::tensors::batch_to_tensors;
 use crate::trainer::read_run_config;
-use crate::{planner_config, Error, Result};
+use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::PlannerKind;
 use gradplan_model::{ObsShape, RssmState, WorldModel};
@@ -87,9 +86,9 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
         for &j in &opts.candidates {
             for &i in iterations {
                 let overrides = [format!("planner.candidates={j}"), format!("planner.iterations={i}")];
-                let mut p = resolve_planner(&cfg.planner, Some(kind.name()), &overrides)?;
+                let mut p = cfg.planner.overridden(Some(kind), &overrides)?;
                 p.top_k = p.top_k.min(j).max(1);
-                let mut planner = planner_config(&p, &cfg.dreamer).init::<ModelDynamics>();
+                let mut planner = gradplan_plan::PlannerConfig::from_settings(&p, cfg.dreamer.discount).init::<ModelDynamics>();
                 tch::manual_seed(opts.seed as i64);
                 let (mut returns, mut ms) = (Vec::new(), 0.0);
                 for s in 0..opts.states.max(1) as i64 {

@@ -27,7 +27,7 @@ fn config(extra: &[&str]) -> RunConfig {
 
 fn opts(planner: &str, overrides: &[&str]) -> EvalOptions {
     EvalOptions {
-        planner: Some(planner.into()),
+        planner: Some(planner.parse().unwrap()),
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         episodes: 2,
         seed: 3,

@@ -29,7 +29,7 @@ fn debug_config(extra: &[&str]) -> RunConfig {
 
 fn opts(planner: &str, overrides: &[&str], seed: u64) -> EvalOptions {
     EvalOptions {
-        planner: Some(planner.into()),
+        planner: Some(planner.parse().unwrap()),
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         episodes: 2,
         seed,

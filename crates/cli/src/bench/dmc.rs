@@ -332,7 +332,7 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
         }
         let started = Instant::now();
         let opts = EvalOptions {
-            planner: Some(planner.name().into()),
+            planner: Some(planner),
             overrides: gradplan_harness::protocol::eval_settings(planner),
             episodes: job.eval_episodes,
             seed: job.eval_seed,

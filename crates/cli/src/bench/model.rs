@@ -75,6 +75,8 @@ fn planner_settings(cfg: &RunConfig, kind: PlannerKind) -> gradplan_config::Plan
     let mut p = cfg.planner.clone();
     p.kind = kind;
     p.iterations = None;
+    // The PyTorch reference implements Algorithm 1, so the comparison is of that flavour.
+    p.flavour = gradplan_config::GradMpcFlavour::Paper;
     p
 }
 
@@ -134,7 +136,7 @@ fn reference_args(args: &ModelBenchArgs, cfg: &RunConfig, device: Device) -> Vec
         kv.push(("gd_iterations", p.iterations().to_string()));
         kv.push(("gd_candidates", p.candidates.to_string()));
         kv.push(("gd_lr", p.action_lr.to_string()));
-        let optimizer = match p.optimizer {
+        let optimizer = match p.optimizer.unwrap_or(p.flavour.defaults().optimizer) {
             ActionOptimizer::Sgd => "sgd",
             ActionOptimizer::Adam => "adam",
         };
@@ -228,7 +230,7 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
     let state = model.rssm.initial(1, device);
     for &kind in &args.planners {
         let p = planner_settings(&cfg, kind);
-        let plan_cfg = gradplan_train::planner_config(&p, &cfg.dreamer);
+        let plan_cfg = gradplan_plan::PlannerConfig::from_settings(&p, cfg.dreamer.discount);
         plan_cfg.validate()?;
         let mut planner = plan_cfg.init::<ModelDynamics>();
         let timing = time_ms(args.decisions, device, || {
