@@ -1,7 +1,13 @@
 //! A run's whole configuration, its presets, and `--set key=value` overrides.
 
-use crate::{invalid, positive, EnvConfig, Error, ModelConfig, OptimConfig, Result};
+use crate::{invalid, positive, EnvConfig, Error, ModelConfig, OptimConfig, Result, MAX_LAYER_SIZE};
 use serde::{Deserialize, Serialize};
+
+/// Bounds that turn an impossible setting into an error naming its key before anything is
+/// allocated or written (each far above what any published configuration uses).
+const MAX_BATCH: usize = 65_536;
+const MAX_LAYERS: usize = 64;
+const MAX_DREAMER_HORIZON: usize = 10_000;
 
 /// Which planner picks the actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -271,6 +277,10 @@ impl TrainConfig {
         if self.chunk_length < 2 {
             return Err(invalid("train.chunk_length", "must be at least 2"));
         }
+        // A batch is `batch_size × chunk_length` steps gathered into one array per update.
+        if self.batch_size > MAX_BATCH {
+            return Err(invalid("train.batch_size", &format!("must be at most {MAX_BATCH}")));
+        }
         if self.replay_capacity < self.chunk_length {
             return Err(invalid("train.replay_capacity", "must hold at least one chunk"));
         }
@@ -342,14 +352,14 @@ impl Default for DreamerConfig {
 
 impl DreamerConfig {
     pub fn validate(&self) -> Result<()> {
-        for (key, v) in [
-            ("dreamer.horizon", self.horizon),
-            ("dreamer.hidden", self.hidden),
-            ("dreamer.actor_layers", self.actor_layers),
-            ("dreamer.value_layers", self.value_layers),
+        for (key, v, max) in [
+            ("dreamer.horizon", self.horizon, MAX_DREAMER_HORIZON),
+            ("dreamer.hidden", self.hidden, MAX_LAYER_SIZE as usize),
+            ("dreamer.actor_layers", self.actor_layers, MAX_LAYERS),
+            ("dreamer.value_layers", self.value_layers, MAX_LAYERS),
         ] {
-            if v == 0 {
-                return Err(invalid(key, "must be at least 1"));
+            if !(1..=max).contains(&v) {
+                return Err(invalid(key, &format!("must be between 1 and {max}")));
             }
         }
         if !(self.discount > 0.0 && self.discount <= 1.0) {
@@ -441,7 +451,7 @@ impl RunConfig {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
-        let mut cfg: RunConfig = value.try_into()?;
+        let mut cfg: RunConfig = crate::from_value(value)?;
         cfg.preset = preset.to_owned();
         cfg.planner.iterations = Some(cfg.planner.iterations());
         cfg.validate()?;
@@ -450,7 +460,7 @@ impl RunConfig {
 
     /// Parses a resolved `config.toml` (from a run directory) and validates it.
     pub fn from_toml(text: &str) -> Result<RunConfig> {
-        let cfg: RunConfig = toml::from_str(text)?;
+        let cfg: RunConfig = crate::from_value(toml::from_str(text)?)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -576,6 +586,35 @@ mod tests {
         let mut old = toml::Value::try_from(RunConfig::default()).unwrap();
         old.as_table_mut().unwrap().remove("dreamer");
         assert!(RunConfig::from_toml(&toml::to_string(&old).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn type_errors_name_their_key() {
+        for (set, key) in [
+            ("model.belief_size=abc", "model.belief_size"),
+            ("train.batch_size=1.5", "train.batch_size"),
+            ("seed=-3", "seed"),
+            ("env.camera=\"x\"", "env.camera"),
+        ] {
+            let err = RunConfig::resolve("debug", None, &[set.into()]).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{set}: {err}");
+        }
+        let err = RunConfig::from_toml("[model]\nbelief_size = \"big\"\n").unwrap_err().to_string();
+        assert!(err.contains("`model.belief_size`"), "{err}");
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_by_name() {
+        for key in ["model.belief_size", "model.state_size", "model.hidden_size", "model.embedding_size"] {
+            let err = RunConfig::resolve("debug", None, &[format!("{key}=100000000000")]).unwrap_err();
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        for key in ["dreamer.hidden", "dreamer.actor_layers", "dreamer.horizon", "train.batch_size"] {
+            let err = RunConfig::resolve("debug", None, &[format!("{key}=100000000000")]).unwrap_err();
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        // The paper's and the presets' sizes are far inside the bounds.
+        assert!(RunConfig::resolve("paper", None, &["model.hidden_size=4096".into()]).is_ok());
     }
 
     #[test]
