@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use gradplan_config::RunConfig;
-use gradplan_train::{RunOptions, Trainer};
+use gradplan_train::{ResumeOptions, RunOptions, Trainer};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -11,7 +11,8 @@ pub struct TrainArgs {
     /// Task as `domain-task` (default: the preset's, cartpole-swingup).
     #[arg(long)]
     task: Option<String>,
-    /// cem, grad-mpc, mppi, grad-cem or random-shooting (default: cem, PlaNet's).
+    /// cem, grad-mpc, mppi, grad-cem, random-shooting, or policy / policy-grad-mpc (a Dreamer
+    /// agent: actor and value trained with the model) (default: cem, PlaNet's).
     #[arg(long)]
     planner: Option<String>,
     /// pixels or state.
@@ -52,6 +53,16 @@ pub struct ResumeArgs {
     /// The run directory to continue.
     #[arg(long)]
     run_dir: PathBuf,
+    /// cpu, cuda or cuda:N for this invocation (default: the run's).
+    #[arg(long)]
+    device: Option<String>,
+    /// libtorch threads for this invocation, 0: one per core (default: the run's).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A new budget in env steps (train.total_env_steps), e.g. to continue a finished run;
+    /// written to the run's config.toml.
+    #[arg(long)]
+    total_env_steps: Option<usize>,
     #[arg(long, hide = true)]
     stop_after_episodes: Option<usize>,
     /// Do not write <run>/report/ when the run stops (`gradplan report` writes it later).
@@ -95,7 +106,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 }
 
 pub fn resume(args: &ResumeArgs) -> Result<()> {
-    let mut trainer = Trainer::resume(&args.run_dir)?;
+    let opts = ResumeOptions {
+        device: args.device.clone(),
+        threads: args.threads,
+        total_env_steps: args.total_env_steps,
+    };
+    let mut trainer = Trainer::resume_with(&args.run_dir, &opts)?;
     let c = trainer.counters();
     println!(
         "resuming {} at episode {} ({} env steps, {} updates)",
