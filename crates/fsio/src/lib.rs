@@ -16,10 +16,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Makes temporary names unique between threads of one process (the pid separates processes).
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
-/// A fresh temporary path beside `path`: `<name>.tmp<pid>-<n>`.
+/// A fresh temporary path beside `path`: `.<stem>.<pid>-<n>.tmp.<ext>`. Hidden, unique to
+/// this process and call, and with `path`'s extension, which some writers (plotters' bitmap
+/// backend) read to choose the format.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".tmp{}-{}", std::process::id(), NEXT_TEMP.fetch_add(1, Ordering::Relaxed)));
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+    let mut name = format!(".{stem}.{}-{n}.tmp", std::process::id());
+    if let Some(ext) = path.extension() {
+        name = format!("{name}.{}", ext.to_string_lossy());
+    }
     path.with_file_name(name)
 }
 
@@ -178,6 +184,16 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporary_names_are_hidden_unique_and_keep_the_extension() {
+        let (a, b) = (temp_path(Path::new("d/plot.png")), temp_path(Path::new("d/plot.png")));
+        assert_ne!(a, b);
+        assert_eq!(a.parent(), Some(Path::new("d")));
+        assert_eq!(a.extension().unwrap(), "png");
+        assert!(a.file_name().unwrap().to_string_lossy().starts_with(".plot."), "{}", a.display());
+        assert!(temp_path(Path::new("LATEST")).to_string_lossy().ends_with(".tmp"));
     }
 
     #[test]

@@ -74,23 +74,11 @@ impl Replay {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let fail = |detail: String| Error::Save { path: path.to_owned(), detail };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".gradplan-replay-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| fail(format!("cannot create a temporary file in {}: {e}", dir.display())))?;
-        write_safetensors(tmp.as_file(), self.columns(), self.file_metadata())
-            .map_err(|e| fail(e.to_string()))?;
-        tmp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-        tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
-        // Best effort: make the rename itself durable too.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        gradplan_fsio::replace_with(path, |tmp| {
+            let file = File::create(tmp)?;
+            write_safetensors(&file, self.columns(), self.file_metadata())
+        })
+        .map_err(|e| fail(e.to_string()))?;
         Ok(())
     }
 
