@@ -137,17 +137,12 @@ pub fn set_threads(threads: usize) {
 /// Names and layouts are PyTorch's (`encoder.conv1.weight`, Linear `[out, in]`), so
 /// `safetensors.torch.load_file` gives a state dict a PyTorch module can load.
 pub fn save_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let tmp = temp_path(path);
     let cpu: Vec<(String, Tensor)> =
         tensors.iter().map(|(n, t)| (n.clone(), t.to_device(Device::Cpu).contiguous())).collect();
-    if let Err(e) = Tensor::write_safetensors(&cpu, &tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Write { path: path.to_owned(), source }
+    gradplan_fsio::replace_with(path, |tmp| {
+        Tensor::write_safetensors(&cpu, tmp).map_err(std::io::Error::other)
     })
+    .map_err(|source| Error::Write { path: path.to_owned(), source })
 }
 
 /// Reads every tensor of a safetensors file onto `device`.
@@ -201,12 +196,6 @@ pub fn seeded_for_test(seed: i64) -> std::sync::MutexGuard<'static, ()> {
     tch::set_num_threads(1);
     tch::manual_seed(seed);
     guard
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 #[cfg(test)]

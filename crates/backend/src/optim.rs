@@ -82,6 +82,20 @@ impl Adam {
         })
     }
 
+    /// The name of the first parameter or moment holding a NaN or an infinity
+    /// (`exp_avg.<param>`, `exp_avg_sq.<param>`, or the parameter's own name), if any: what a
+    /// checkpoint must not contain.
+    pub fn first_non_finite(&self) -> Result<Option<String>> {
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            for (what, t) in [("", p), ("exp_avg.", &self.exp_avg[i]), ("exp_avg_sq.", &self.exp_avg_sq[i])] {
+                if !all_finite(t)? {
+                    return Ok(Some(format!("{what}{name}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Saves the moments and step count (safetensors, atomic).
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors = vec![("steps".to_owned(), Tensor::from_slice(&[self.steps]))];
@@ -125,8 +139,23 @@ impl Adam {
     }
 }
 
+/// Whether every element of `t` is finite.
+pub fn all_finite(t: &Tensor) -> Result<bool> {
+    Ok(tch::no_grad(|| t.f_isfinite()?.f_all()?.f_int64_value(&[]))? != 0)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn non_finite_parameters_and_moments_are_named() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().var("w", &[3], nn::Init::Const(1.0));
+        let mut opt = Adam::new(vec![("w".into(), w.shallow_clone())], 0.1, 1e-8, 1e9);
+        assert_eq!(opt.first_non_finite().unwrap(), None);
+        opt.backward_step(&(&w * f64::INFINITY).sum(Kind::Float), 0.1);
+        assert!(opt.first_non_finite().unwrap().is_some_and(|n| n.ends_with('w')));
+    }
+
     use super::*;
     use tch::nn::OptimizerConfig;
     use tch::{nn, Device};

@@ -1,8 +1,8 @@
 //! `gradplan eval`: a trained run's world model with any planner, noise-free.
 
+use crate::planner_arg::PlannerArg;
 use crate::video::GifWriter;
 use anyhow::Result;
-use crate::planner_arg::PlannerArg;
 use clap::Args;
 use gradplan_env::Frame;
 use gradplan_train::{EpisodeStats, EvalOptions, Evaluator};

@@ -54,8 +54,43 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", render(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, like `{:#}`, but without a cause whose text the
+/// line already holds: our error types print their `source` in their own message
+/// (`path: No such file or directory`) and also return it as the cause, which `{:#}` then
+/// prints a second time.
+fn render(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_printed_once() {
+        let source = std::io::Error::from_raw_os_error(2);
+        let os = source.to_string();
+        let err = gradplan_train::Error::Io { path: "runs/x/metrics.csv".into(), source };
+        let err = anyhow::Error::from(err).context("resuming runs/x");
+        let line = render(&err);
+        assert_eq!(line.matches(&os).count(), 1, "{line}");
+        assert!(line.starts_with("resuming runs/x: runs/x/metrics.csv: "), "{line}");
     }
 }

@@ -1,10 +1,10 @@
 //! `gradplan train` and `gradplan resume`.
 
-use anyhow::{Context, Result};
 use crate::planner_arg::PlannerArg;
+use anyhow::{Context, Result};
 use clap::Args;
 use gradplan_config::RunConfig;
-use gradplan_train::{RunOptions, Trainer};
+use gradplan_train::{ResumeOptions, RunOptions, Trainer};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -53,6 +53,16 @@ pub struct ResumeArgs {
     /// The run directory to continue.
     #[arg(long)]
     run_dir: PathBuf,
+    /// cpu, cuda or cuda:N for this invocation (default: the run's).
+    #[arg(long)]
+    device: Option<String>,
+    /// libtorch threads for this invocation, 0: one per core (default: the run's).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// A new budget in env steps (train.total_env_steps), e.g. to continue a finished run;
+    /// written to the run's config.toml.
+    #[arg(long)]
+    total_env_steps: Option<usize>,
     #[arg(long, hide = true)]
     stop_after_episodes: Option<usize>,
     /// Do not write <run>/report/ when the run stops (`gradplan report` writes it later).
@@ -96,7 +106,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 }
 
 pub fn resume(args: &ResumeArgs) -> Result<()> {
-    let mut trainer = Trainer::resume(&args.run_dir)?;
+    let opts = ResumeOptions {
+        device: args.device.clone(),
+        threads: args.threads,
+        total_env_steps: args.total_env_steps,
+    };
+    let mut trainer = Trainer::resume_with(&args.run_dir, &opts)?;
     let c = trainer.counters();
     println!(
         "resuming {} at episode {} ({} env steps, {} updates)",

@@ -34,12 +34,8 @@ impl GifWriter {
         let (w, h) = (first.width * self.scale, first.height * self.scale);
         let width = u16::try_from(w).context("frame too wide for a GIF")?;
         let height = u16::try_from(h).context("frame too tall for a GIF")?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let tmp = path.with_extension(format!("gif.tmp{}", std::process::id()));
-        let write = || -> Result<()> {
-            let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let write = |tmp: &Path| -> Result<()> {
+            let file = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
             let mut enc = gif::Encoder::new(BufWriter::new(file), width, height, &[])?;
             enc.set_repeat(gif::Repeat::Infinite)?;
             for frame in &self.frames {
@@ -48,13 +44,13 @@ impl GifWriter {
                 f.delay = self.delay_cs;
                 enc.write_frame(&f)?;
             }
+            // The encoder's buffer is flushed into the file when it is dropped, here.
             Ok(())
         };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("writing {}", path.display())));
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("moving the GIF into {}", path.display()))
+        gradplan_report::replace_with(path, |tmp| {
+            write(tmp).map_err(|e| std::io::Error::other(format!("{e:#}")))
+        })
+        .with_context(|| format!("writing {}", path.display()))
     }
 }
 

@@ -217,3 +217,96 @@ fn an_egl_failure_says_what_to_install() {
         .unwrap();
     assert_clear_failure(&out, "apt-get install -y libegl1");
 }
+
+/// `gradplan <command> …` as the README writes it: code lines (with `\` continuations) and
+/// inline code spans. Returns (command words, flags).
+fn readme_commands() -> Vec<(Vec<String>, Vec<String>)> {
+    let readme = include_str!("../../../README.md");
+    let mut commands: Vec<String> = Vec::new();
+    let mut pending: Option<String> = None;
+    for line in readme.lines() {
+        let code = line.split(" # ").next().unwrap_or("").trim();
+        if let Some(p) = pending.as_mut() {
+            p.push(' ');
+            p.push_str(code.trim_end_matches('\\'));
+        } else if code.starts_with("gradplan ") {
+            pending = Some(code.trim_end_matches('\\').to_owned());
+        }
+        if pending.is_some() && !code.ends_with('\\') {
+            commands.extend(pending.take());
+        }
+        // Inline spans: `gradplan …`.
+        for (i, span) in line.split('`').enumerate() {
+            if i % 2 == 1 && span.starts_with("gradplan ") {
+                commands.push(span.to_owned());
+            }
+        }
+    }
+    commands
+        .iter()
+        .map(|c| {
+            let words: Vec<&str> = c.split_whitespace().collect();
+            let n = if words.get(1) == Some(&"bench") { 3 } else { 2 };
+            let cmd = words.iter().skip(1).take(n - 1).map(|w| w.to_string()).collect();
+            let flags = words
+                .iter()
+                .filter(|w| w.starts_with("--"))
+                .map(|w| w.split('=').next().unwrap_or(w).to_string())
+                .collect();
+            (cmd, flags)
+        })
+        .collect()
+}
+
+#[test]
+fn every_flag_the_readme_gives_a_command_exists() {
+    let commands = readme_commands();
+    assert!(commands.len() > 20, "{commands:?}");
+    for (cmd, flags) in commands {
+        let args: Vec<&str> = cmd.iter().map(String::as_str).chain(["--help"]).collect();
+        let out = gradplan(&args);
+        assert!(out.status.success(), "gradplan {}: {}", args.join(" "), text(&out.stderr));
+        let help = text(&out.stdout);
+        let words: Vec<&str> = help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).collect();
+        for flag in flags {
+            assert!(
+                words.contains(&flag.as_str()),
+                "the README gives `gradplan {} {flag}`, which does not exist",
+                cmd.join(" ")
+            );
+        }
+    }
+}
+
+#[test]
+fn train_help_lists_every_planner() {
+    let help = text(&gradplan(&["train", "--help"]).stdout);
+    for kind in ["cem", "grad-mpc", "mppi", "grad-cem", "random-shooting", "policy", "policy-grad-mpc"] {
+        assert!(help.contains(kind), "{kind} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn resume_takes_a_device_threads_and_a_new_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_arg = run.to_str().unwrap();
+    let train =
+        ["train", "--preset", "debug", "--task", "native_pendulum-swingup", "--threads", "1", "--no-report"];
+    let out = gradplan(&[&train[..], &["--run-dir", run_arg]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = || std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count() - 1;
+    assert_eq!(rows(), 4);
+    // A finished run continues to a larger budget, on a device and thread count given now.
+    let resume = ["resume", "--run-dir", run_arg, "--device", "cpu", "--threads", "1", "--no-report"];
+    let out = gradplan(&[&resume[..], &["--total-env-steps", "1000"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(rows(), 5);
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("total_env_steps = 1000"), "{cfg}");
+    // A resume that finds the budget spent writes nothing.
+    let latest = std::fs::read_to_string(run.join("checkpoints/LATEST")).unwrap();
+    let out = gradplan(&resume);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!((rows(), std::fs::read_to_string(run.join("checkpoints/LATEST")).unwrap()), (5, latest));
+}

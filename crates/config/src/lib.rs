@@ -8,8 +8,8 @@
 mod run;
 
 pub use run::{
-    apply_override, ActionOptimizer, DreamerConfig, GradMpcDefaults, GradMpcFlavour, PlannerConfig, PlannerKind, RunConfig, TrainConfig,
-    PRESETS,
+    apply_override, ActionOptimizer, DreamerConfig, GradMpcDefaults, GradMpcFlavour, PlannerConfig,
+    PlannerKind, RunConfig, TrainConfig, PRESETS,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -34,6 +34,26 @@ impl From<toml::de::Error> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Sizes of a layer (`model.*_size`, `dreamer.hidden`) are at most this. Generous (PlaNet
+/// uses 200, the largest DreamerV3 model 8192), and it turns a typo such as
+/// `model.belief_size=100000000000` into an error naming the key instead of a libtorch
+/// allocation failure, which tch reports as a panic.
+pub const MAX_LAYER_SIZE: i64 = 16_384;
+
+/// Deserialises settings from a TOML value, naming the key of a type error
+/// (`invalid setting `model.belief_size`: invalid type: string "abc", expected i64`).
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        let reason = e.inner().message().lines().collect::<Vec<_>>().join(" ");
+        if key.is_empty() || key == "." {
+            Error::Parse(reason)
+        } else {
+            Error::Invalid { key, reason }
+        }
+    })
+}
 
 /// What the agent observes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -229,8 +249,8 @@ impl ModelConfig {
             ("model.hidden_size", self.hidden_size),
             ("model.embedding_size", self.embedding_size),
         ] {
-            if v < 1 {
-                return Err(invalid(key, "must be at least 1"));
+            if !(1..=MAX_LAYER_SIZE).contains(&v) {
+                return Err(invalid(key, &format!("must be between 1 and {MAX_LAYER_SIZE}")));
             }
         }
         if !(1..=8).contains(&self.bit_depth) {

@@ -1,7 +1,13 @@
 //! A run's whole configuration, its presets, and `--set key=value` overrides.
 
-use crate::{invalid, positive, EnvConfig, Error, ModelConfig, OptimConfig, Result};
+use crate::{invalid, positive, EnvConfig, Error, ModelConfig, OptimConfig, Result, MAX_LAYER_SIZE};
 use serde::{Deserialize, Serialize};
+
+/// Bounds that turn an impossible setting into an error naming its key before anything is
+/// allocated or written (each far above what any published configuration uses).
+const MAX_BATCH: usize = 65_536;
+const MAX_LAYERS: usize = 64;
+const MAX_DREAMER_HORIZON: usize = 10_000;
 
 /// Which planner picks the actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -408,7 +414,8 @@ impl PlannerConfig {
     /// spells out `warm_start = false` and `optimizer = "sgd"`, which were no choice of the
     /// user's), except where an override sets them.
     fn clear_unset_grad_mpc(&mut self, run: &PlannerConfig, overrides: &[String]) {
-        let set = |key: &str| overrides.iter().any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+        let set =
+            |key: &str| overrides.iter().any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
         macro_rules! clear {
             ($($field:ident),*) => {$(
                 if !set(concat!("planner.", stringify!($field))) && self.$field == run.$field {
@@ -416,7 +423,15 @@ impl PlannerConfig {
                 }
             )*};
         }
-        clear!(warm_start, optimizer, warm_start_copies, warm_start_noise, ascent_candidates, imagination_samples, elite_mean);
+        clear!(
+            warm_start,
+            optimizer,
+            warm_start_copies,
+            warm_start_noise,
+            ascent_candidates,
+            imagination_samples,
+            elite_mean
+        );
     }
 
     /// `k=v;k=v` for every setting in which `other` differs from `self`, the kind excluded
@@ -500,6 +515,10 @@ impl TrainConfig {
         if self.chunk_length < 2 {
             return Err(invalid("train.chunk_length", "must be at least 2"));
         }
+        // A batch is `batch_size × chunk_length` steps gathered into one array per update.
+        if self.batch_size > MAX_BATCH {
+            return Err(invalid("train.batch_size", &format!("must be at most {MAX_BATCH}")));
+        }
         if self.replay_capacity < self.chunk_length {
             return Err(invalid("train.replay_capacity", "must hold at least one chunk"));
         }
@@ -571,14 +590,14 @@ impl Default for DreamerConfig {
 
 impl DreamerConfig {
     pub fn validate(&self) -> Result<()> {
-        for (key, v) in [
-            ("dreamer.horizon", self.horizon),
-            ("dreamer.hidden", self.hidden),
-            ("dreamer.actor_layers", self.actor_layers),
-            ("dreamer.value_layers", self.value_layers),
+        for (key, v, max) in [
+            ("dreamer.horizon", self.horizon, MAX_DREAMER_HORIZON),
+            ("dreamer.hidden", self.hidden, MAX_LAYER_SIZE as usize),
+            ("dreamer.actor_layers", self.actor_layers, MAX_LAYERS),
+            ("dreamer.value_layers", self.value_layers, MAX_LAYERS),
         ] {
-            if v == 0 {
-                return Err(invalid(key, "must be at least 1"));
+            if !(1..=max).contains(&v) {
+                return Err(invalid(key, &format!("must be between 1 and {max}")));
             }
         }
         if !(self.discount > 0.0 && self.discount <= 1.0) {
@@ -670,7 +689,7 @@ impl RunConfig {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
-        let mut cfg: RunConfig = value.try_into()?;
+        let mut cfg: RunConfig = crate::from_value(value)?;
         cfg.preset = preset.to_owned();
         cfg.planner.iterations = Some(cfg.planner.iterations());
         cfg.validate()?;
@@ -679,7 +698,7 @@ impl RunConfig {
 
     /// Parses a resolved `config.toml` (from a run directory) and validates it.
     pub fn from_toml(text: &str) -> Result<RunConfig> {
-        let cfg: RunConfig = toml::from_str(text)?;
+        let cfg: RunConfig = crate::from_value(toml::from_str(text)?)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -761,8 +780,12 @@ mod tests {
     fn planner_iterations_follow_the_kind_unless_set() {
         let g = RunConfig::resolve("paper", None, &["planner.kind=grad-mpc".into()]).unwrap();
         assert_eq!(g.planner.iterations, Some(GradMpcFlavour::Robust.defaults().iterations));
-        let g = RunConfig::resolve("paper", None, &["planner.kind=grad-mpc".into(), "planner.flavour=paper".into()])
-            .unwrap();
+        let g = RunConfig::resolve(
+            "paper",
+            None,
+            &["planner.kind=grad-mpc".into(), "planner.flavour=paper".into()],
+        )
+        .unwrap();
         assert_eq!(g.planner.iterations, Some(40));
         let g = RunConfig::resolve(
             "paper",
@@ -818,19 +841,23 @@ mod tests {
         assert_eq!(same, run);
         assert_eq!(run.differences(&same).unwrap(), "");
         let g = run.overridden(Some(PlannerKind::GradMpc), &[]).unwrap();
-        assert_eq!((g.kind, g.iterations), (PlannerKind::GradMpc, Some(GradMpcFlavour::Robust.defaults().iterations)));
+        assert_eq!(
+            (g.kind, g.iterations),
+            (PlannerKind::GradMpc, Some(GradMpcFlavour::Robust.defaults().iterations))
+        );
         let g = run.overridden(Some(PlannerKind::GradMpc), &["planner.flavour=paper".into()]).unwrap();
         assert_eq!((g.kind, g.iterations), (PlannerKind::GradMpc, Some(40)));
         assert_eq!(run.differences(&g).unwrap(), "flavour=paper;iterations=40");
-        let g = run.overridden(
-            Some(PlannerKind::GradMpc),
-            &[
-                "planner.iterations=5".into(),
-                "planner.optimizer=adam".into(),
-                "planner.action_lr=0.05".into(),
-            ],
-        )
-        .unwrap();
+        let g = run
+            .overridden(
+                Some(PlannerKind::GradMpc),
+                &[
+                    "planner.iterations=5".into(),
+                    "planner.optimizer=adam".into(),
+                    "planner.action_lr=0.05".into(),
+                ],
+            )
+            .unwrap();
         assert_eq!(g.iterations, Some(5));
         assert_eq!(run.differences(&g).unwrap(), "action_lr=0.05;iterations=5;optimizer=adam");
         // Same kind: the run's I stays.
@@ -863,9 +890,7 @@ mod tests {
         run.optimizer = Some(ActionOptimizer::Sgd);
         let g = run.overridden(Some(PlannerKind::GradMpc), &[]).unwrap();
         assert_eq!((g.warm_start, g.optimizer), (None, None));
-        let g = run
-            .overridden(Some(PlannerKind::GradMpc), &["planner.warm_start=false".into()])
-            .unwrap();
+        let g = run.overridden(Some(PlannerKind::GradMpc), &["planner.warm_start=false".into()]).unwrap();
         assert_eq!((g.warm_start, g.optimizer), (Some(false), None));
         // The same kind keeps every stored setting.
         let c = run.overridden(None, &[]).unwrap();
@@ -879,10 +904,40 @@ mod tests {
         let paper = run.overridden(None, &["planner.flavour=paper".into()]).unwrap();
         assert_eq!(paper.iterations, Some(40));
         assert_eq!(run.differences(&paper).unwrap(), "flavour=paper;iterations=40");
-        let set = run.overridden(None, &["planner.flavour=paper".into(), "planner.iterations=10".into()]).unwrap();
+        let set =
+            run.overridden(None, &["planner.flavour=paper".into(), "planner.iterations=10".into()]).unwrap();
         assert_eq!(set.iterations, Some(10));
         let err = run.overridden(None, &["planner.flavour=fast".into()]).unwrap_err().to_string();
         assert!(err.contains("planner.flavour"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_name_their_key() {
+        for (set, key) in [
+            ("model.belief_size=abc", "model.belief_size"),
+            ("train.batch_size=1.5", "train.batch_size"),
+            ("seed=-3", "seed"),
+            ("env.camera=\"x\"", "env.camera"),
+        ] {
+            let err = RunConfig::resolve("debug", None, &[set.into()]).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{set}: {err}");
+        }
+        let err = RunConfig::from_toml("[model]\nbelief_size = \"big\"\n").unwrap_err().to_string();
+        assert!(err.contains("`model.belief_size`"), "{err}");
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_by_name() {
+        for key in ["model.belief_size", "model.state_size", "model.hidden_size", "model.embedding_size"] {
+            let err = RunConfig::resolve("debug", None, &[format!("{key}=100000000000")]).unwrap_err();
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        for key in ["dreamer.hidden", "dreamer.actor_layers", "dreamer.horizon", "train.batch_size"] {
+            let err = RunConfig::resolve("debug", None, &[format!("{key}=100000000000")]).unwrap_err();
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        // The paper's and the presets' sizes are far inside the bounds.
+        assert!(RunConfig::resolve("paper", None, &["model.hidden_size=4096".into()]).is_ok());
     }
 
     #[test]

@@ -50,6 +50,8 @@ class Task:
             sum(int(np.prod(v.shape)) for v in self.env.observation_spec().values())
         )
         self.step_limit = int(self.env._step_limit) if np.isfinite(self.env._step_limit) else -1
+        # Cameras the model defines; camera_id -1 is MuJoCo's free camera.
+        self.cameras = int(self.env.physics.model.ncam)
 
     def frame(self):
         physics = self.env.physics

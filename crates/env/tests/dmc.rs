@@ -189,6 +189,21 @@ fn bad_input_gets_clear_errors() {
 }
 
 #[test]
+fn a_camera_the_task_lacks_is_a_config_error_at_construction() {
+    for obs in [ObsKind::Pixels, ObsKind::State] {
+        let bad = EnvConfig { camera: Some(99), ..cfg("cartpole-swingup", obs, PixelMode::Resize) };
+        let err = make_env(&bad).err().unwrap().to_string();
+        assert!(err.contains("env.camera") && err.contains("cameras"), "{err}");
+    }
+    // -1 is MuJoCo's free camera, and the task's last camera is fine.
+    for camera in [-1, 1] {
+        let ok =
+            EnvConfig { camera: Some(camera), ..cfg("cartpole-swingup", ObsKind::Pixels, PixelMode::Direct) };
+        make_env(&ok).unwrap().reset(Some(0)).unwrap();
+    }
+}
+
+#[test]
 fn embedded_interpreter_is_the_venvs_not_the_systems() {
     let info = dmc::python().unwrap();
     let venv_python = info.venv.join("bin/python");

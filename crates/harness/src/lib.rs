@@ -74,81 +74,31 @@ pub fn claim_dir(out: &Path, table: Table, scale: Scale) -> Result<()> {
 }
 
 /// A job's lock (`harness/lock` in its run directory): one process per job at a time, so a
-/// local run and a cluster array (or two local runs) never write the same run. A lock whose
-/// process is gone (killed) is taken over.
+/// local run and a cluster array (or two local runs) never write the same run. It is a
+/// [`gradplan_fsio::Lock`] (`flock`): the kernel releases it when the job's process ends,
+/// however it ends, so a killed job's lock never has to be taken over by hand.
 pub struct JobLock {
-    path: PathBuf,
+    _lock: gradplan_fsio::Lock,
 }
 
 impl JobLock {
     pub fn acquire(run_dir: &Path) -> Result<JobLock> {
         let dir = run_dir.join(results::HARNESS_DIR);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
-        let path = dir.join("lock");
-        let me = format!("{} {}", hostname(), std::process::id());
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    f.write_all(me.as_bytes()).map_err(|source| Error::Io { path: path.clone(), source })?;
-                    return Ok(JobLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                    let mut words = holder.split_whitespace();
-                    let (host, pid) =
-                        (words.next().unwrap_or(""), words.next().and_then(|p| p.parse::<u32>().ok()));
-                    let alive = match pid {
-                        Some(pid) if host == hostname() => process_alive(pid),
-                        // Another host (a cluster node): we cannot tell, so we respect it.
-                        Some(_) => true,
-                        None => false,
-                    };
-                    if alive {
-                        return Err(Error::Busy(format!(
-                            "{} is being run by process {} on {} (lock {}); wait for it, or delete the lock if \
-                             that process is gone",
-                            run_dir.display(),
-                            pid.unwrap_or(0),
-                            host,
-                            path.display()
-                        )));
-                    }
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(source) => return Err(Error::Io { path, source }),
-            }
+        match gradplan_fsio::Lock::try_acquire(&dir.join("lock")) {
+            Ok(lock) => Ok(JobLock { _lock: lock }),
+            Err(gradplan_fsio::LockError::Busy { path, holder }) => Err(Error::Busy(format!(
+                "{} is being run by process {} (lock {}); wait for it, or stop it",
+                run_dir.display(),
+                holder.unwrap_or_else(|| "(unknown)".into()),
+                path.display()
+            ))),
+            Err(gradplan_fsio::LockError::Io { path, source }) => Err(Error::Io { path, source }),
         }
-        Err(Error::Busy(format!("could not take the lock {}", path.display())))
     }
 }
 
-impl Drop for JobLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Whether process `pid` runs on this machine: it exists and is not a zombie (a killed job
-/// whose parent died stays a zombie until init reaps it, which in containers may be never).
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name, which may itself hold spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use gradplan_fsio::hostname;
 
 #[cfg(test)]
 mod tests {
@@ -170,8 +120,8 @@ mod tests {
         let err = JobLock::acquire(dir.path()).err().unwrap().to_string();
         assert!(err.contains("being run by process"), "{err}");
         drop(lock);
-        // A lock left by a process that no longer exists (pid beyond pid_max).
-        std::fs::write(dir.path().join("harness/lock"), format!("{} 4194305", hostname())).unwrap();
+        // What a killed job leaves: the file with its holder line, but no lock on it.
+        std::fs::write(dir.path().join("harness/lock"), format!("4194305 on {}", hostname())).unwrap();
         let _lock = JobLock::acquire(dir.path()).unwrap();
     }
 }

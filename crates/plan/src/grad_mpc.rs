@@ -193,7 +193,8 @@ impl GradMpc {
         let warm = self.warm_starts(bounds);
         let fresh = c.candidates - warm.as_ref().map_or(0, |w| w.size()[1]);
         let draws = if c.presample > 0 { c.presample } else { fresh };
-        let random = bounds.clamp(&(Tensor::randn([c.horizon, draws, bounds.dim()], bounds.options()) * c.init_std));
+        let random =
+            bounds.clamp(&(Tensor::randn([c.horizon, draws, bounds.dim()], bounds.options()) * c.init_std));
         let random = if c.presample > 0 {
             let returns = c.objective.expected_returns(dynamics, state, &random, c.imagination_samples);
             counts.rollouts(&random, c.imagination_samples);
@@ -401,7 +402,13 @@ mod tests {
         let _rng = crate::tests::rng_lock();
         let lq = LinearQuadratic::example(Kind::Double);
         let start = lq.start(&LinearQuadratic::EXAMPLE_START);
-        let config = GradMpcConfig { horizon: 5, candidates: 8, iterations: 0, presample: 400, ..GradMpcConfig::paper() };
+        let config = GradMpcConfig {
+            horizon: 5,
+            candidates: 8,
+            iterations: 0,
+            presample: 400,
+            ..GradMpcConfig::paper()
+        };
         tch::manual_seed(7);
         let plan = config.init().plan(&lq, &start).unwrap();
         tch::manual_seed(7);
@@ -452,7 +459,11 @@ mod tests {
     #[test]
     fn new_settings_are_validated() {
         let p = GradMpcConfig::paper();
-        assert!(GradMpcConfig { presample: 10, ..p.clone() }.validate().unwrap_err().to_string().contains("presample"));
+        assert!(GradMpcConfig { presample: 10, ..p.clone() }
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("presample"));
         assert!(GradMpcConfig { imagination_samples: 0, ..p.clone() }.validate().is_err());
         let k = GradMpcConfig { selection: Selection::EliteMean { top_k: 2000 }, ..p.clone() };
         assert!(k.validate().unwrap_err().to_string().contains("top_k"));

@@ -62,9 +62,7 @@ impl PlannerConfig {
                 grad_clip_per_step: p.grad_clip_per_step,
                 objective,
             }),
-            PlannerKind::Policy => {
-                PlannerConfig::Policy(PolicyPlannerConfig { discount: dreamer_discount })
-            }
+            PlannerKind::Policy => PlannerConfig::Policy(PolicyPlannerConfig { discount: dreamer_discount }),
             PlannerKind::PolicyGradMpc => PlannerConfig::PolicyGradMpc(PolicyGradMpcConfig {
                 horizon: p.hybrid_horizon as i64,
                 candidates: p.hybrid_candidates as i64,
@@ -202,7 +200,12 @@ mod tests {
         let c = grad_mpc_of(&Settings { ascent_candidates: Some(300), ..p.clone() });
         assert_eq!((c.candidates, c.presample), (300, 0));
         // K and the copies are capped by J_a, so no flavour/size mix is invalid.
-        let c = grad_mpc_of(&Settings { ascent_candidates: Some(2), elite_mean: Some(8), warm_start_copies: Some(5), ..p });
+        let c = grad_mpc_of(&Settings {
+            ascent_candidates: Some(2),
+            elite_mean: Some(8),
+            warm_start_copies: Some(5),
+            ..p
+        });
         assert_eq!((c.selection, c.warm_start_copies), (Selection::EliteMean { top_k: 2 }, 1));
         c.validate().unwrap();
     }

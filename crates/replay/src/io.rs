@@ -6,13 +6,18 @@ use gradplan_env::{ActionSpec, ObsSpec};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, View};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "gradplan-replay";
-const VERSION: &str = "1";
+/// Version 2 adds a CRC-32 per tensor (`crc32.<tensor>` in the metadata); version 1 files,
+/// which have none, still load, unverified.
+const VERSION: &str = "2";
+const READABLE_VERSIONS: [&str; 2] = ["1", "2"];
+/// Metadata key prefix of the per-tensor checksums.
+const CRC_PREFIX: &str = "crc32.";
 /// The safetensors crate's own header limit.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// f32 tensors are converted through a buffer of this many bytes, not a copy of the tensor.
@@ -69,23 +74,11 @@ impl Replay {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let fail = |detail: String| Error::Save { path: path.to_owned(), detail };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".gradplan-replay-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| fail(format!("cannot create a temporary file in {}: {e}", dir.display())))?;
-        safetensors::serialize_to_file(self.columns(), Some(self.file_metadata()), tmp.path())
-            .map_err(|e| fail(e.to_string()))?;
-        tmp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-        tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
-        // Best effort: make the rename itself durable too.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        gradplan_fsio::replace_with(path, |tmp| {
+            let file = File::create(tmp)?;
+            write_safetensors(&file, self.columns(), self.file_metadata())
+        })
+        .map_err(|e| fail(e.to_string()))?;
         Ok(())
     }
 
@@ -103,8 +96,14 @@ impl Replay {
             return Err(file.corrupt(format!("its format is `{format}`, expected `{FORMAT}`")));
         }
         let version = meta.get("version")?;
-        if version != VERSION {
-            return Err(file.corrupt(format!("format version {version}; this build reads version {VERSION}")));
+        if !READABLE_VERSIONS.contains(&version) {
+            return Err(file.corrupt(format!(
+                "format version {version}; this build reads versions {}",
+                READABLE_VERSIONS.join(" and ")
+            )));
+        }
+        if version != "1" {
+            file.checksums = Some(file.read_checksums(&meta.map)?);
         }
         let capacity: usize = meta.parse("capacity")?;
         let len: usize = meta.parse("len")?;
@@ -197,7 +196,7 @@ impl Replay {
         ]
     }
 
-    fn file_metadata(&self) -> HashMap<String, String> {
+    fn file_metadata(&self) -> BTreeMap<String, String> {
         let kind = match self.obs_spec {
             ObsSpec::Pixels { .. } => "pixels",
             ObsSpec::State { .. } => "state",
@@ -226,6 +225,46 @@ impl Replay {
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
+}
+
+/// Writes `columns` as a safetensors file with `metadata` and a CRC-32 of every tensor's
+/// data (`crc32.<name>`, 8 hex digits), in safetensors' own layout (larger dtypes first, then
+/// by name, data back to back, header padded with spaces to 8 bytes).
+///
+/// Written here rather than with `safetensors::serialize_to_file` because that takes the
+/// metadata as a `HashMap` and writes it in the map's iteration order, which is random per
+/// process: two saves of one replay, as in an interrupted and an uninterrupted run, then
+/// differ in their header bytes. Here every map is a `BTreeMap`, so the bytes depend only on
+/// the contents.
+fn write_safetensors(
+    file: &File,
+    mut columns: Vec<(&'static str, Column<'_>)>,
+    mut metadata: BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    columns.sort_by(|(ln, l), (rn, r)| r.dtype().cmp(&l.dtype()).then(ln.cmp(rn)));
+    let mut header: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut offset = 0;
+    for (name, column) in &columns {
+        metadata.insert(format!("{CRC_PREFIX}{name}"), format!("{:08x}", crc32fast::hash(&column.data())));
+        let end = offset + column.data_len();
+        let info = serde_json::json!({
+            "dtype": column.dtype(),
+            "shape": column.shape(),
+            "data_offsets": [offset, end],
+        });
+        header.insert(name.to_string(), info);
+        offset = end;
+    }
+    header.insert("__metadata__".into(), serde_json::to_value(&metadata)?);
+    let mut bytes = serde_json::to_vec(&header)?;
+    bytes.resize(bytes.len().next_multiple_of(8), b' ');
+    let mut out = BufWriter::new(file);
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(&bytes)?;
+    for (_, column) in &columns {
+        out.write_all(&column.data())?;
+    }
+    out.flush()
 }
 
 /// The string map of a file's `__metadata__`.
@@ -258,6 +297,8 @@ struct TensorFile {
     file: File,
     meta: Metadata,
     data_start: u64,
+    /// The CRC-32 of each tensor's data, from the metadata; `None` in version 1 files.
+    checksums: Option<HashMap<String, u32>>,
 }
 
 impl TensorFile {
@@ -288,7 +329,31 @@ impl TensorFile {
                 "its header describes {expected} bytes but the file has {file_len} (truncated or padded)"
             )));
         }
-        Ok(TensorFile { path: path.to_owned(), file, meta, data_start })
+        Ok(TensorFile { path: path.to_owned(), file, meta, data_start, checksums: None })
+    }
+
+    /// The `crc32.<tensor>` entries of `map`, one for every tensor of the file.
+    fn read_checksums(&self, map: &HashMap<String, String>) -> Result<HashMap<String, u32>> {
+        let mut out = HashMap::new();
+        for name in self.meta.tensors().into_keys() {
+            let key = format!("{CRC_PREFIX}{name}");
+            let value = map.get(&key).ok_or_else(|| self.corrupt(format!("metadata `{key}` is missing")))?;
+            let crc = u32::from_str_radix(value, 16)
+                .map_err(|_| self.corrupt(format!("metadata `{key}` is `{value}`, not a CRC-32")))?;
+            out.insert(name, crc);
+        }
+        Ok(out)
+    }
+
+    /// Checks the CRC-32 of tensor `name`'s data, as read, against the stored one.
+    fn verify(&self, name: &str, crc: u32) -> Result<()> {
+        match self.checksums.as_ref().and_then(|c| c.get(name)) {
+            Some(&want) if want != crc => Err(self.corrupt(format!(
+                "the checksum of tensor `{name}` does not match its data (stored {want:08x}, computed \
+                 {crc:08x}): the file was damaged after it was written"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> Error {
@@ -320,6 +385,7 @@ impl TensorFile {
         let n = self.seek(name, dtype, shape)?;
         let mut out = vec![0u8; n];
         self.read_exact(&mut out)?;
+        self.verify(name, crc32fast::hash(&out))?;
         Ok(out)
     }
 
@@ -339,12 +405,15 @@ impl TensorFile {
         let mut left = self.seek(name, Dtype::F32, shape)?;
         let mut out = Vec::with_capacity(left / 4);
         let mut buf = vec![0u8; left.min(READ_BLOCK_BYTES)];
+        let mut crc = crc32fast::Hasher::new();
         while left > 0 {
             let k = left.min(buf.len());
             self.read_exact(&mut buf[..k])?;
+            crc.update(&buf[..k]);
             out.extend(buf[..k].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
             left -= k;
         }
+        self.verify(name, crc.finalize())?;
         Ok(out)
     }
 }
@@ -450,6 +519,50 @@ mod tests {
     }
 
     #[test]
+    fn a_flipped_data_byte_is_a_checksum_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.safetensors");
+        pixel_replay().save(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let meta: Metadata = serde_json::from_slice(&good[8..8 + n]).unwrap();
+        // One byte inside each tensor's data: every one is caught and named.
+        for name in ["obs", "action", "reward", "action_low", "action_high"] {
+            let (start, end) = meta.info(name).unwrap().data_offsets;
+            let mut bad = good.clone();
+            bad[8 + n + (start + end) / 2] ^= 0x01;
+            let p = dir.path().join("bad.safetensors");
+            std::fs::write(&p, &bad).unwrap();
+            let err = Replay::load(&p).unwrap_err().to_string();
+            assert!(err.contains("checksum") && err.contains(&format!("`{name}`")), "{name}: {err}");
+        }
+        // A version 1 file (written before checksums) still loads, unverified.
+        let header = String::from_utf8(good[8..8 + n].to_vec()).unwrap();
+        assert!(header.contains("\"version\":\"2\""), "{header}");
+        let mut v1 = good.clone();
+        v1[8..8 + n].copy_from_slice(header.replace("\"version\":\"2\"", "\"version\":\"1\"").as_bytes());
+        let p = dir.path().join("v1.safetensors");
+        std::fs::write(&p, &v1).unwrap();
+        assert_eq!(Replay::load(&p).unwrap(), pixel_replay());
+    }
+
+    #[test]
+    fn saving_the_same_replay_twice_gives_the_same_bytes() {
+        // The header's metadata map must not follow a per-process hash order: an exact
+        // resume then leaves a byte-identical replay.safetensors.
+        let dir = tempfile::tempdir().unwrap();
+        let r = pixel_replay();
+        let bytes: Vec<Vec<u8>> = (0..4)
+            .map(|i| {
+                let path = dir.path().join(format!("r{i}.safetensors"));
+                r.save(&path).unwrap();
+                std::fs::read(&path).unwrap()
+            })
+            .collect();
+        assert!(bytes.windows(2).all(|w| w[0] == w[1]), "the bytes differ between saves");
+    }
+
+    #[test]
     fn damaged_files_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.safetensors");
@@ -479,7 +592,18 @@ mod tests {
         let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
         let meta: Metadata = serde_json::from_slice(&good[8..8 + n]).unwrap();
         let mut bad_flag = good.clone();
-        bad_flag[8 + n + meta.info("is_first").unwrap().data_offsets.0] = 7;
+        let (start, end) = meta.info("is_first").unwrap().data_offsets;
+        bad_flag[8 + n + start] = 7;
+        let err = load_with(&bad_flag);
+        assert!(err.contains("checksum of tensor `is_first`"), "{err}");
+        // … and with its checksum made to match, the value itself is refused.
+        let kv = meta.metadata().as_ref().unwrap();
+        let (old, new) = (
+            &kv["crc32.is_first"],
+            format!("{:08x}", crc32fast::hash(&bad_flag[8 + n + start..8 + n + end])),
+        );
+        let header = String::from_utf8(bad_flag[8..8 + n].to_vec()).unwrap().replace(old.as_str(), &new);
+        bad_flag[8..8 + n].copy_from_slice(header.as_bytes());
         let err = load_with(&bad_flag);
         assert!(err.contains("booleans are 0 or 1"), "{err}");
 

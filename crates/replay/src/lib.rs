@@ -67,7 +67,11 @@
 //!
 //! The `__metadata__` map holds `format` (`gradplan-replay`), `version`, `capacity`, `len`,
 //! `next`, `obs_kind` (`pixels`/`state`), `obs_shape` (JSON list), `action_dim`, `bit_depth`
-//! (`none` or 1–8), `total_steps`, `total_episodes` and `episode` (`none`/`open`/`ended`).
+//! (`none` or 1–8), `total_steps`, `total_episodes` and `episode` (`none`/`open`/`ended`),
+//! and (from version 2) `crc32.<tensor>` for every tensor: the CRC-32 of its data as 8 hex
+//! digits, checked on load, so a byte damaged after the save is an error rather than
+//! experience trained on. Keys and tensors are written in a fixed order, so one replay always
+//! saves to the same bytes.
 //! In Python: `safetensors.numpy.load_file(path)` for the arrays and
 //! `safetensors.safe_open(path, "np").metadata()` for the map.
 

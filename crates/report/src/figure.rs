@@ -1,6 +1,6 @@
 //! Drawing [`Figure`]s into PNG and SVG files.
 
-use crate::{colour_index, create_parent, temp_beside, Error, Figure, LineStyle, Result, PALETTE};
+use crate::{colour_index, create_parent, Error, Figure, LineStyle, Result, PALETTE};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -76,16 +76,19 @@ fn save(stem: &Path, size: (u32, u32), content: &Content) -> Result<Vec<PathBuf>
     register_font();
     let png = with_suffix(stem, "png");
     create_parent(&png)?;
-    let tmp = temp_beside(&png);
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        content.draw(&root).and_then(|()| root.present().map_err(|e| e.to_string()))
-    };
-    if let Err(message) = drawn {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Draw { path: png, message });
+    let mut draw_error = None;
+    let written = gradplan_fsio::replace_with(&png, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+        content.draw(&root).and_then(|()| root.present().map_err(|e| e.to_string())).map_err(|message| {
+            draw_error = Some(message.clone());
+            std::io::Error::other(message)
+        })
+    });
+    match (written, draw_error) {
+        (Ok(()), _) => {}
+        (Err(_), Some(message)) => return Err(Error::Draw { path: png, message }),
+        (Err(source), None) => return Err(Error::Io { path: png, source }),
     }
-    std::fs::rename(&tmp, &png).map_err(|source| Error::Io { path: png.clone(), source })?;
 
     let svg = with_suffix(stem, "svg");
     let mut text = String::new();

@@ -145,20 +145,15 @@ pub fn colour_index(label: &str) -> usize {
 /// Creates the parent directory when missing.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     create_parent(path)?;
-    let tmp = temp_beside(path);
-    if let Err(source) = std::fs::write(&tmp, bytes) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io { path: tmp, source });
-    }
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io { path: path.to_owned(), source })
+    gradplan_fsio::write_atomic(path, bytes).map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
-/// `dir/.name.<pid>.tmp.ext`: hidden, unique to this process, and with `path`'s extension,
-/// which plotters' bitmap backend reads to choose the image format.
-pub fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()))
+/// Replaces `path` atomically with what `write` draws into the temporary path it is handed
+/// (plotters' bitmap backend wants a path; the temporary one keeps `path`'s extension, from
+/// which it picks the format). Creates the parent directory when missing.
+pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
+    create_parent(path)?;
+    gradplan_fsio::replace_with(path, write).map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 pub(crate) fn create_parent(path: &Path) -> Result<()> {

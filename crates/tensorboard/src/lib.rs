@@ -316,6 +316,10 @@ impl EventWriter {
 }
 
 /// Reads every event of the file at `path`, checking both CRCs of every record.
+///
+/// A last record that the file ends inside of is skipped, not an error: that is what a
+/// writer killed mid-record leaves, and TensorBoard's reader treats it the same way (it
+/// stops at a short read and retries later). A CRC mismatch is still an error.
 pub fn read_events(path: &Path) -> Result<Vec<Event>> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
     let corrupt =
@@ -325,7 +329,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
     let mut pos = 0;
     while pos < bytes.len() {
         if bytes.len() - pos < 12 {
-            return Err(corrupt(pos, "the file ends inside a record header (truncated)".into()));
+            break; // truncated inside the record header
         }
         let len_bytes = &bytes[pos..pos + 8];
         if u32_at(pos + 8) != crc::masked_crc32c(len_bytes) {
@@ -333,11 +337,14 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
         }
         let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes"));
         let start = pos + 12;
-        let end = usize::try_from(len)
+        // The length's CRC matched, so a record running past the end was cut short.
+        let Some(end) = usize::try_from(len)
             .ok()
             .and_then(|n| start.checked_add(n))
             .filter(|&e| e.checked_add(4).is_some_and(|e4| e4 <= bytes.len()))
-            .ok_or_else(|| corrupt(pos, format!("a record of {len} bytes runs past the end (truncated)")))?;
+        else {
+            break;
+        };
         let data = &bytes[start..end];
         if u32_at(end) != crc::masked_crc32c(data) {
             return Err(corrupt(pos, "CRC mismatch on the record data".into()));
@@ -471,9 +478,32 @@ mod tests {
         bad[last] ^= 1;
         std::fs::write(&path, &bad).unwrap();
         assert!(read_events(&path).unwrap_err().to_string().contains("CRC mismatch on the record data"));
+    }
 
-        // A file cut inside a record.
-        std::fs::write(&path, &good[..good.len() - 3]).unwrap();
-        assert!(read_events(&path).unwrap_err().to_string().contains("truncated"));
+    fn record_len(bytes: &[u8], at: usize) -> usize {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize
+    }
+
+    #[test]
+    fn a_truncated_last_record_is_skipped_as_tensorboard_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = EventWriter::create(tmp.path()).unwrap();
+        w.scalars(5, &[("a", 1.0)]).unwrap();
+        w.scalars(6, &[("a", 2.0)]).unwrap();
+        let path = w.path().to_owned();
+        drop(w);
+        let good = std::fs::read(&path).unwrap();
+        let all = read_events(&path).unwrap();
+        // A killed writer leaves the last record cut anywhere: in its header, its data or its
+        // data CRC. What precedes it is read; the cut record is not.
+        let mut last_start = 0;
+        while last_start + 12 + record_len(&good, last_start) + 4 < good.len() {
+            last_start += 12 + record_len(&good, last_start) + 4;
+        }
+        for end in last_start + 1..good.len() {
+            std::fs::write(&path, &good[..end]).unwrap();
+            let events = read_events(&path).unwrap();
+            assert_eq!(events, all[..all.len() - 1], "file cut at byte {end}");
+        }
     }
 }

@@ -8,23 +8,21 @@
 //! (one line, the directory name) is replaced atomically. A crash at any point leaves the
 //! previous checkpoint intact and pointed to. Random streams are derived from the run seed
 //! and the counters, so they need no saving.
+//!
+//! A checkpoint is written once: [`save`] refuses to replace the directory `LATEST` names
+//! (deleting it first would leave `LATEST` pointing at nothing until the rename, and a kill
+//! in that gap lost the run), and the trainer never saves an episode twice. A directory
+//! that is not what `LATEST` names (left by a run killed before it updated `LATEST`) is
+//! redone and replaced.
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a
-/// rename.
+/// Writes `bytes` to `path` atomically ([`gradplan_fsio::write_atomic`], with this crate's
+/// error).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(name);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    gradplan_fsio::write_atomic(path, bytes).map_err(|source| Error::Io { path: path.to_owned(), source })
 }
 
 /// Progress counters of a run.
@@ -53,14 +51,27 @@ fn root(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }
 
-/// The newest complete checkpoint of a run, if any.
-pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+/// The checkpoint a run continues from, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub dir: PathBuf,
+    /// Set when `LATEST` was missing and `dir` is the newest complete checkpoint directory
+    /// instead: says so, for the user (resume prints it).
+    pub note: Option<String>,
+}
+
+/// The newest complete checkpoint of a run, if any: the one `LATEST` names or, when `LATEST`
+/// is missing (deleted by hand, or a copy of the run that left it out), the complete
+/// `ep-NNNNNN` directory with the most episodes, so that the run is not silently started
+/// over. A `LATEST` naming an incomplete directory is an error: that is damage, not a step
+/// of a save.
+pub fn find_latest(run_dir: &Path) -> Result<Option<Found>> {
     let pointer = root(run_dir).join("LATEST");
     match std::fs::read_to_string(&pointer) {
         Ok(name) => {
             let dir = root(run_dir).join(name.trim());
             if dir.join(STATE_FILE).is_file() {
-                Ok(Some(dir))
+                Ok(Some(Found { dir, note: None }))
             } else {
                 Err(Error::Checkpoint(format!(
                     "{} points at {}, which is incomplete",
@@ -69,9 +80,50 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
                 )))
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(newest_complete(run_dir)?.map(|dir| {
+            let note = format!(
+                "{} is missing; continuing from {}, the newest complete checkpoint",
+                pointer.display(),
+                dir.display()
+            );
+            Found { dir, note: Some(note) }
+        })),
         Err(source) => Err(Error::Io { path: pointer, source }),
     }
+}
+
+/// [`find_latest`]'s directory.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(find_latest(run_dir)?.map(|f| f.dir))
+}
+
+/// The complete checkpoint directory (`ep-NNNNNN` holding its state file) with the most
+/// episodes; `.partial` directories are never complete.
+fn newest_complete(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let root = root(run_dir);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Io { path: root, source }),
+    };
+    let mut best: Option<(usize, PathBuf)> = None;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let episodes =
+            name.to_str().and_then(|n| n.strip_prefix("ep-")).and_then(|n| n.parse::<usize>().ok());
+        if let Some(episodes) = episodes {
+            let dir = entry.path();
+            if dir.join(STATE_FILE).is_file() && best.as_ref().is_none_or(|(b, _)| episodes > *b) {
+                best = Some((episodes, dir));
+            }
+        }
+    }
+    Ok(best.map(|(_, dir)| dir))
+}
+
+/// The directory name `LATEST` holds, if it exists.
+fn latest_name(run_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(root(run_dir).join("LATEST")).ok().map(|n| n.trim().to_owned())
 }
 
 /// Reads a checkpoint's counters.
@@ -83,9 +135,17 @@ pub fn read_counters(dir: &Path) -> Result<Counters> {
 
 /// Writes a checkpoint: `fill` writes the files into the directory it is given; the
 /// counters go last, then the directory is renamed into place and `LATEST` updated. Older
-/// checkpoints are removed afterwards.
+/// checkpoints are removed afterwards. Saving the episode `LATEST` already names is an
+/// error and touches nothing (see the module docs).
 pub fn save(run_dir: &Path, counters: Counters, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     let name = format!("ep-{:06}", counters.episodes);
+    if latest_name(run_dir).as_deref() == Some(name.as_str()) {
+        return Err(Error::Checkpoint(format!(
+            "{} is already the latest checkpoint of {}; a checkpoint is written once",
+            name,
+            run_dir.display()
+        )));
+    }
     let final_dir = root(run_dir).join(&name);
     let tmp = root(run_dir).join(format!("{name}.partial"));
     let io = |path: &Path| {
@@ -137,6 +197,46 @@ mod tests {
             .filter(|e| e.as_ref().unwrap().path().is_dir())
             .count();
         assert_eq!(dirs, 1);
+    }
+
+    #[test]
+    fn the_checkpoint_latest_names_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Counters { episodes: 3, env_steps: 300, updates: 20 };
+        let first = save(dir.path(), c, |d| write_atomic(&d.join("x"), b"one")).unwrap();
+        let err = save(dir.path(), c, |d| write_atomic(&d.join("x"), b"two")).unwrap_err();
+        assert!(err.to_string().contains("written once"), "{err}");
+        assert_eq!(latest(dir.path()).unwrap().unwrap(), first);
+        assert_eq!(std::fs::read(first.join("x")).unwrap(), b"one");
+        assert!(!dir.path().join("checkpoints/ep-000003.partial").exists());
+        // A directory LATEST does not name (a save killed before it updated LATEST) is redone.
+        let c4 = Counters { episodes: 4, ..c };
+        let stale = dir.path().join("checkpoints/ep-000004");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("x"), b"stale").unwrap();
+        save(dir.path(), c4, |d| write_atomic(&d.join("x"), b"four")).unwrap();
+        assert_eq!(std::fs::read(stale.join("x")).unwrap(), b"four");
+    }
+
+    #[test]
+    fn without_latest_the_newest_complete_checkpoint_is_found_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("checkpoints");
+        for (name, complete) in [("ep-000002", true), ("ep-000010", true), ("ep-000011", false)] {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+            if complete {
+                std::fs::write(root.join(name).join(STATE_FILE), "").unwrap();
+            }
+        }
+        std::fs::create_dir_all(root.join("ep-000012.partial")).unwrap();
+        let found = find_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(found.dir, root.join("ep-000010"));
+        assert!(found.note.unwrap().contains("LATEST is missing"));
+        std::fs::write(root.join("LATEST"), "ep-000002").unwrap();
+        assert_eq!(
+            find_latest(dir.path()).unwrap().unwrap(),
+            Found { dir: root.join("ep-000002"), note: None }
+        );
     }
 
     #[test]

@@ -304,8 +304,14 @@ fn csv_cell(cell: &str) -> String {
 
 /// Appends one row to `path`, creating it with the header when missing. The whole table is
 /// written to a temporary file and renamed over the old one, so a crash leaves either the
-/// old table or the new one.
+/// old table or the new one; the read and the rename happen under `<path>.lock`, so two
+/// evaluations of one run never write over each other's row.
 fn append_row(path: &Path, cells: &[String]) -> Result<()> {
+    let mut lock_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    lock_name.push(".lock");
+    let lock_path = path.with_file_name(lock_name);
+    let _lock = gradplan_fsio::Lock::acquire(&lock_path)
+        .map_err(|source| Error::Io { path: lock_path.clone(), source })?;
     let header = EVAL_COLUMNS.join(",");
     let mut text = match std::fs::read_to_string(path) {
         Ok(old) if !old.trim().is_empty() => {
@@ -370,6 +376,33 @@ mod tests {
     }
 
     #[test]
+    #[test]
+    fn concurrent_appends_keep_every_row() {
+        // Two `gradplan eval` on one run used to read the table, add a row and rename, each
+        // over the other's: one row was lost.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EVAL_FILE);
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let cells: Vec<String> =
+                            (0..EVAL_COLUMNS.len()).map(|c| format!("{w}-{i}-{c}")).collect();
+                        append_row(&path, &cells).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1 + 100, "{text}");
+        assert_eq!(text.lines().filter(|l| *l == EVAL_COLUMNS.join(",")).count(), 1);
+    }
+
+    #[test]
     fn rows_are_appended_atomically_under_one_header() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(EVAL_FILE);
@@ -384,7 +417,8 @@ mod tests {
         assert_eq!(lines[0], EVAL_COLUMNS.join(","));
         assert_eq!(lines[1], cells.join(","));
         assert!(lines[2].contains(",\"a,\"\"b\"\"\","), "{text}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temporary file left behind");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "temporary file left behind: {names:?}"); // the table and its lock
         std::fs::write(&path, "something,else\n").unwrap();
         let err = append_row(&path, &cells).unwrap_err().to_string();
         assert!(err.contains("other columns"), "{err}");

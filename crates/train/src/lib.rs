@@ -20,7 +20,7 @@ pub use eval::{evaluate, EvalOptions, EvalReport, Evaluator};
 /// Our checkpointable Adam, now in the backend so `dreamer` can use it too.
 pub use gradplan_backend::optim;
 pub use openloop::{open_loop, OpenLoop, OpenLoopOptions, Trace};
-pub use trainer::{read_run_config, RunOptions, Trainer};
+pub use trainer::{read_run_config, ResumeOptions, RunOptions, Trainer};
 
 use std::path::PathBuf;
 
@@ -54,15 +54,35 @@ pub enum Error {
     Events(#[from] gradplan_tensorboard::Error),
     #[error("checkpoint problem: {0}")]
     Checkpoint(String),
+    /// A libtorch call failed (a tensor conversion, an allocation).
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// Another process trains the run directory (its lock is held).
+    #[error("{0}")]
+    Busy(String),
     #[error("could not write an image: {0}")]
     Image(String),
     #[error("{0}")]
     RunDir(String),
+    /// Resuming would repeat the same updates (a resume is exact), so the hint is a new run.
     #[error(
         "the {what} became {value} at update {update} (episode {episode}); the run stopped and its last good \
-         checkpoint is kept{kept}. Lower optim.learning_rate or raise model.min_std, then `gradplan resume`"
+         checkpoint is kept{kept}. Resuming would repeat the same updates: start a new run with a lower \
+         optim.learning_rate or a higher model.min_std, e.g. `gradplan train --config {run_dir}/config.toml \
+         --set optim.learning_rate=… --run-dir <new dir>`"
     )]
-    NonFinite { what: String, value: f64, update: usize, episode: usize, kept: String },
+    NonFinite { what: String, value: f64, update: usize, episode: usize, kept: String, run_dir: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tensor_failures_are_torch_errors() {
+        let bad = tch::Tensor::from_slice(&[1.0f32, 2.0]).f_reshape([3]).unwrap_err();
+        let err = super::Error::from(bad);
+        assert!(matches!(err, super::Error::Torch(_)));
+        assert!(err.to_string().starts_with("libtorch: "), "{err}");
+    }
+}

@@ -119,6 +119,31 @@ impl Row {
     }
 }
 
+/// The `env_steps` and `updates` of episode `episode`'s row in the `metrics.csv` at `path`,
+/// or `None` when the file or the row is missing (what resume checks a checkpoint's counters
+/// against).
+pub fn counters_at(path: &Path, episode: usize) -> Result<Option<(usize, usize)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Io { path: path.to_owned(), source }),
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name);
+    let (Some(ep), Some(steps), Some(updates)) = (col("episode"), col("env_steps"), col("updates")) else {
+        return Ok(None);
+    };
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let cell = |i: usize| cells.get(i).and_then(|c| c.parse::<usize>().ok());
+        if cell(ep) == Some(episode) {
+            return Ok(cell(steps).zip(cell(updates)));
+        }
+    }
+    Ok(None)
+}
+
 /// Appends rows to a run's `metrics.csv`.
 pub struct MetricsCsv {
     path: PathBuf,

@@ -242,11 +242,7 @@ fn load(run_dir: &Path, cfg: &RunConfig, opts: &OpenLoopOptions) -> Result<Loade
 }
 
 fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    t.to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .flatten(0, -1)
-        .try_into()
-        .map_err(|e: tch::TchError| Error::Image(e.to_string()))
+    t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1).try_into().map_err(Error::Torch)
 }
 
 /// `[T, 3, H, W]` decoded pixels (centred, 5-bit) → frames.

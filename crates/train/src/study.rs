@@ -88,7 +88,8 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
                 let overrides = [format!("planner.candidates={j}"), format!("planner.iterations={i}")];
                 let mut p = cfg.planner.overridden(Some(kind), &overrides)?;
                 p.top_k = p.top_k.min(j).max(1);
-                let mut planner = gradplan_plan::PlannerConfig::from_settings(&p, cfg.dreamer.discount).init::<ModelDynamics>();
+                let mut planner = gradplan_plan::PlannerConfig::from_settings(&p, cfg.dreamer.discount)
+                    .init::<ModelDynamics>();
                 tch::manual_seed(opts.seed as i64);
                 let (mut returns, mut ms) = (Vec::new(), 0.0);
                 for s in 0..opts.states.max(1) as i64 {

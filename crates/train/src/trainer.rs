@@ -11,7 +11,7 @@ use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::{ObsKind, RunConfig};
 use gradplan_dreamer::{Behavior, Optimizers};
-use gradplan_env::{make_env, Env, ObsSpec};
+use gradplan_env::{decisions_per_episode, make_env, Env, ObsSpec};
 use gradplan_model::{ObsShape, SequenceBatch, WorldModel};
 use gradplan_replay::{Batch, BatchObs, Replay};
 use gradplan_tensorboard::EventWriter;
@@ -24,6 +24,8 @@ use tch::Device;
 
 /// Name of the resolved configuration inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
+/// The lock a training process holds on its run directory (see [`gradplan_fsio::Lock`]).
+pub const LOCK_FILE: &str = "train.lock";
 
 /// Per-invocation options that are not part of the run's configuration.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +35,18 @@ pub struct RunOptions {
     pub stop_after_episodes: Option<usize>,
     /// Print one line per episode.
     pub verbose: bool,
+}
+
+/// What `gradplan resume` may change in a run's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeOptions {
+    /// Device for this invocation (`cpu`, `cuda`, `cuda:N`); not written to config.toml.
+    pub device: Option<String>,
+    /// libtorch threads for this invocation; not written to config.toml.
+    pub threads: Option<usize>,
+    /// A new budget, `train.total_env_steps`: written to config.toml, since every later
+    /// resume, eval and report of the run must see it.
+    pub total_env_steps: Option<usize>,
 }
 
 /// Reads and validates the resolved configuration a run wrote into its directory.
@@ -68,6 +82,8 @@ pub(crate) enum Stream {
     Images = 6,
     /// `gradplan eval` episodes, derived from the evaluation's own seed.
     Eval = 7,
+    /// The loss evaluated before a checkpoint is written, to check the weights are usable.
+    Check = 8,
 }
 
 pub(crate) fn derive_seed(seed: u64, stream: Stream, index: u64) -> u64 {
@@ -122,6 +138,35 @@ pub struct Trainer {
     /// The same rows as `metrics`, for TensorBoard, in a new event file per invocation.
     events: EventWriter,
     started: Instant,
+    /// Episodes of the checkpoint last written or resumed from: an episode is saved once.
+    saved_at: Option<usize>,
+    /// Held while the trainer lives; last, so that it is released after the files above
+    /// are flushed and closed.
+    _lock: gradplan_fsio::Lock,
+}
+
+/// Takes `run_dir`'s training lock (creating the directory), or fails with [`Error::Busy`].
+fn lock_run_dir(run_dir: &Path) -> Result<gradplan_fsio::Lock> {
+    std::fs::create_dir_all(run_dir).map_err(|source| Error::Io { path: run_dir.to_owned(), source })?;
+    gradplan_fsio::Lock::try_acquire(&run_dir.join(LOCK_FILE)).map_err(|e| match e {
+        gradplan_fsio::LockError::Busy { path, holder } => Error::Busy(format!(
+            "{} is being trained by process {} (lock {}); wait for it to finish or stop it, then `gradplan resume \
+             --run-dir {}`",
+            run_dir.display(),
+            holder.unwrap_or_else(|| "(unknown)".into()),
+            path.display(),
+            run_dir.display()
+        )),
+        gradplan_fsio::LockError::Io { path, source } => Error::Io { path, source },
+    })
+}
+
+fn already_holds_a_run(run_dir: &Path) -> Error {
+    Error::RunDir(format!(
+        "{} already holds a run; continue it with `gradplan resume --run-dir {}` or choose another --run-dir",
+        run_dir.display(),
+        run_dir.display()
+    ))
 }
 
 impl Trainer {
@@ -129,14 +174,12 @@ impl Trainer {
     pub fn create(cfg: RunConfig, run_dir: &Path) -> Result<Trainer> {
         cfg.validate()?;
         if run_dir.join(CONFIG_FILE).exists() {
-            return Err(Error::RunDir(format!(
-                "{} already holds a run; continue it with `gradplan resume --run-dir {}` or choose another --run-dir",
-                run_dir.display(),
-                run_dir.display()
-            )));
+            // A run being trained right now says so; a stopped one says how to continue it.
+            lock_run_dir(run_dir)?;
+            return Err(already_holds_a_run(run_dir));
         }
         // Everything is built before anything is written, so bad settings leave no files.
-        let trainer = Trainer::build(cfg, run_dir, None)?;
+        let trainer = Trainer::build(cfg, run_dir, None, None)?;
         checkpoint::write_atomic(&run_dir.join(CONFIG_FILE), trainer.cfg.to_toml()?.as_bytes())?;
         Ok(trainer)
     }
@@ -144,19 +187,57 @@ impl Trainer {
     /// Continues the run in `run_dir` from its latest checkpoint (or from the start when it
     /// stopped before its first one).
     pub fn resume(run_dir: &Path) -> Result<Trainer> {
-        let cfg = read_run_config(run_dir)?;
-        let ckpt = checkpoint::latest(run_dir)?;
-        let mut trainer = Trainer::build(cfg, run_dir, ckpt.as_deref())?;
+        Trainer::resume_with(run_dir, &ResumeOptions::default())
+    }
+
+    /// [`Trainer::resume`] with another device, thread count or budget.
+    pub fn resume_with(run_dir: &Path, opts: &ResumeOptions) -> Result<Trainer> {
+        let mut cfg = read_run_config(run_dir)?;
+        // Locked before the checkpoint is read, so it cannot change under us.
+        let lock = lock_run_dir(run_dir)?;
+        let found = checkpoint::find_latest(run_dir)?;
+        if let Some(note) = found.as_ref().and_then(|f| f.note.as_ref()) {
+            eprintln!("note: {note}");
+        }
+        if let Some(device) = &opts.device {
+            cfg.device = device.clone();
+        }
+        if let Some(threads) = opts.threads {
+            cfg.threads = threads;
+        }
+        let budget_changed = opts.total_env_steps.is_some_and(|b| b != cfg.train.total_env_steps);
+        if let Some(budget) = opts.total_env_steps {
+            cfg.train.total_env_steps = budget;
+            cfg.validate()?;
+        }
+        let ckpt = found.map(|f| f.dir);
+        let mut trainer = Trainer::build(cfg, run_dir, ckpt.as_deref(), Some(lock))?;
+        if budget_changed {
+            // The budget is the run's, not this invocation's: config.toml keeps device and
+            // threads as they were and takes the new budget.
+            let mut stored = read_run_config(run_dir)?;
+            stored.train.total_env_steps = trainer.cfg.train.total_env_steps;
+            checkpoint::write_atomic(&run_dir.join(CONFIG_FILE), stored.to_toml()?.as_bytes())?;
+        }
         // The episodes after the checkpoint are redone; TensorBoard drops what the stopped
         // process had logged for them (steps past the checkpoint's env_steps).
         trainer.events.restart_at(trainer.counters.env_steps as i64 + 1)?;
         Ok(trainer)
     }
 
-    fn build(cfg: RunConfig, run_dir: &Path, ckpt: Option<&Path>) -> Result<Trainer> {
+    /// Builds a run. Nothing is written until everything that can be checked is: then
+    /// `run_dir` is created and locked (unless `lock` is given), and metrics.csv and the
+    /// event file opened.
+    fn build(
+        cfg: RunConfig,
+        run_dir: &Path,
+        ckpt: Option<&Path>,
+        lock: Option<gradplan_fsio::Lock>,
+    ) -> Result<Trainer> {
         let device = cfg.device.parse::<DeviceSpec>()?.resolve()?;
         gradplan_backend::set_threads(cfg.threads);
         let env = make_env(&cfg.env)?;
+        check_seed_data(&cfg, env.action_repeat())?;
         let action_spec = env.action_spec().clone();
         tch::manual_seed(derive_seed(cfg.seed, Stream::Init, 0) as i64);
         let mut model =
@@ -192,11 +273,24 @@ impl Trainer {
                 Counters::default(),
             ),
         };
+        if let Some(dir) = ckpt {
+            check_counters(&cfg, dir, counters, &replay, &run_dir.join("metrics.csv"))?;
+        }
         let model = Rc::new(model);
         let behavior = behavior.map(|(b, opts)| (Rc::new(b), opts));
         let shared = behavior.as_ref().map(|(b, _)| b.clone());
         let agent = Agent::new(model.clone(), shared, &cfg.planner, &cfg.dreamer, action_spec)?;
-        std::fs::create_dir_all(run_dir).map_err(|source| Error::Io { path: run_dir.to_owned(), source })?;
+        let lock = match lock {
+            Some(lock) => lock,
+            None => {
+                let lock = lock_run_dir(run_dir)?;
+                // Checked again under the lock: another `train` may have started it meanwhile.
+                if run_dir.join(CONFIG_FILE).exists() {
+                    return Err(already_holds_a_run(run_dir));
+                }
+                lock
+            }
+        };
         let metrics = MetricsCsv::open(&run_dir.join("metrics.csv"), counters.episodes)?;
         let events = EventWriter::create(run_dir)?;
         Ok(Trainer {
@@ -213,6 +307,8 @@ impl Trainer {
             metrics,
             events,
             started: Instant::now(),
+            saved_at: ckpt.map(|_| counters.episodes),
+            _lock: lock,
         })
     }
 
@@ -307,7 +403,17 @@ impl Trainer {
         Ok(())
     }
 
+    /// Writes the checkpoint of the episode just finished, once: after the weights are
+    /// checked and the reconstruction image written, so that a kill at any point leaves the
+    /// previous checkpoint pointed to and the redone episodes rewrite the same image.
     fn save_checkpoint(&mut self) -> Result<()> {
+        if self.saved_at == Some(self.counters.episodes) {
+            return Ok(());
+        }
+        self.check_weights()?;
+        if self.cfg.env.obs == ObsKind::Pixels && self.replay.valid_chunks(self.cfg.train.chunk_length) > 0 {
+            self.save_reconstructions()?;
+        }
         let model = &self.model;
         let adam = &self.adam;
         let replay = &self.replay;
@@ -322,16 +428,51 @@ impl Trainer {
             }
             Ok(())
         })?;
-        if self.cfg.env.obs == ObsKind::Pixels && self.replay.valid_chunks(self.cfg.train.chunk_length) > 0 {
-            self.save_reconstructions()?;
+        self.saved_at = Some(self.counters.episodes);
+        Ok(())
+    }
+
+    /// Refuses to checkpoint weights that cannot continue: a parameter or Adam moment that
+    /// is not finite, or (weights finite but absurd, as after one step at lr 1e30) a world
+    /// model loss that is not finite on a fixed-seed batch. Costs one forward pass per
+    /// checkpoint; the global torch seed it sets is reset by whatever draws next.
+    fn check_weights(&self) -> Result<()> {
+        let mut adams = vec![("world model", &self.adam)];
+        if let Some((_, opts)) = &self.behavior {
+            adams.extend([("actor", &opts.actor), ("value", &opts.value)]);
+        }
+        for (owner, adam) in adams {
+            if let Some(name) = adam.first_non_finite()? {
+                return Err(self.non_finite_at_checkpoint(&format!("{owner} tensor `{name}`"), f64::NAN));
+            }
+        }
+        let (batch, chunk) = (self.cfg.train.batch_size, self.cfg.train.chunk_length);
+        if self.replay.valid_chunks(chunk) == 0 {
+            return Ok(());
+        }
+        let seed = derive_seed(self.cfg.seed, Stream::Check, self.counters.episodes as u64);
+        tch::manual_seed(seed as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let sample = self.replay.sample(batch, chunk, &mut rng)?;
+        let seq = self.to_tensors(&sample, false);
+        let total = tch::no_grad(|| self.model.loss(&seq))?.total.f_double_value(&[])?;
+        if !total.is_finite() {
+            return Err(self.non_finite_at_checkpoint("loss after the last update", total));
         }
         Ok(())
+    }
+
+    /// [`Trainer::non_finite`] for the episode just finished (checkpoints come after it).
+    fn non_finite_at_checkpoint(&self, what: &str, value: f64) -> Error {
+        self.non_finite_in(what, value, self.counters.episodes)
     }
 
     /// `recon/ep-NNNNNN.png`: 8 consecutive observations (top) and their posterior
     /// reconstructions (bottom), from a fixed-seed sample of the replay.
     fn save_reconstructions(&self) -> Result<()> {
         let steps = self.cfg.train.chunk_length.min(8);
+        // The posterior samples, too, so a redone episode rewrites the same image.
+        tch::manual_seed(derive_seed(self.cfg.seed, Stream::Images, self.counters.episodes as u64) as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.cfg.seed, Stream::Images, 0));
         let batch = self.replay.sample(1, steps, &mut rng)?;
         let seq = self.to_tensors(&batch, false);
@@ -340,13 +481,8 @@ impl Trainer {
         let frame_len = height * width * 3;
         let mut frames: Vec<Vec<u8>> = data.chunks(frame_len).map(|f| f.to_vec()).collect();
         for t in 0..steps as i64 {
-            let x: Vec<f32> = recon
-                .get(t)
-                .get(0)
-                .to_device(Device::Cpu)
-                .flatten(0, -1)
-                .try_into()
-                .map_err(|e: tch::TchError| Error::Image(e.to_string()))?;
+            let x: Vec<f32> =
+                recon.get(t).get(0).to_device(Device::Cpu).flatten(0, -1).try_into().map_err(Error::Torch)?;
             frames.push(gradplan_env::preprocess::chw_to_frame(&x, *height, *width));
         }
         let dir = self.run_dir.join("recon");
@@ -447,6 +583,10 @@ impl Trainer {
     }
 
     fn non_finite(&self, what: &str, value: f64) -> Error {
+        self.non_finite_in(what, value, self.counters.episodes + 1)
+    }
+
+    fn non_finite_in(&self, what: &str, value: f64, episode: usize) -> Error {
         let kept = checkpoint::latest(&self.run_dir)
             .ok()
             .flatten()
@@ -456,8 +596,9 @@ impl Trainer {
             what: what.into(),
             value,
             update: self.counters.updates,
-            episode: self.counters.episodes + 1,
+            episode,
             kept,
+            run_dir: self.run_dir.display().to_string(),
         }
     }
 
@@ -487,4 +628,67 @@ impl Trainer {
         };
         self.agent.run_episode(self.env.as_mut(), opts)
     }
+}
+
+/// Refuses a `train.chunk_length` longer than what the seed episodes put in the replay
+/// (`decisions + 1` rows each, up to the capacity): the first update would find nothing to
+/// sample, after the run directory was written.
+fn check_seed_data(cfg: &RunConfig, action_repeat: usize) -> Result<()> {
+    let t = &cfg.train;
+    let rows_per_episode = decisions_per_episode(cfg.env.episode_steps, action_repeat.max(1)) + 1;
+    let rows = t.seed_episodes.saturating_mul(rows_per_episode).min(t.replay_capacity);
+    if t.chunk_length > rows {
+        return Err(gradplan_config::Error::Invalid {
+            key: "train.chunk_length".into(),
+            reason: format!(
+                "{} steps is longer than the {rows} steps the {} seed episodes store before the first update; \
+                 lower it or raise train.seed_episodes",
+                t.chunk_length, t.seed_episodes
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint's counters against what else the run holds: the replay's episode
+/// count, the updates the protocol takes for that many episodes, and the checkpoint
+/// episode's row of metrics.csv. A hand-edited or mismatched state.toml is an error instead
+/// of a run continuing with nonsense counters.
+fn check_counters(cfg: &RunConfig, dir: &Path, c: Counters, replay: &Replay, metrics: &Path) -> Result<()> {
+    let state = dir.join(checkpoint::STATE_FILE);
+    let bad = |what: String| Error::Checkpoint(format!("{} does not fit the run: {what}", state.display()));
+    let stored = replay.total_episodes_seen();
+    if stored != c.episodes as u64 {
+        return Err(bad(format!("episodes = {} but its replay holds {stored} episodes", c.episodes)));
+    }
+    let expected = c.episodes.saturating_sub(cfg.train.seed_episodes) * cfg.train.collect_interval;
+    if c.updates != expected {
+        return Err(bad(format!(
+            "updates = {} but {} episodes take {expected} (train.collect_interval {} after {} seed episodes)",
+            c.updates, c.episodes, cfg.train.collect_interval, cfg.train.seed_episodes
+        )));
+    }
+    if c.episodes > 0 {
+        match crate::metrics::counters_at(metrics, c.episodes)? {
+            Some((env_steps, _)) if env_steps != c.env_steps => {
+                return Err(bad(format!(
+                    "env_steps = {} but {} records {env_steps} at episode {}",
+                    c.env_steps,
+                    metrics.display(),
+                    c.episodes
+                )))
+            }
+            Some(_) => {}
+            None => {
+                return Err(bad(format!(
+                    "{} has no row for its episode {} (env_steps = {})",
+                    metrics.display(),
+                    c.episodes,
+                    c.env_steps
+                )))
+            }
+        }
+    }
+    Ok(())
 }

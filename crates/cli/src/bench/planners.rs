@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use gradplan_plan::study::{self, ProblemKind, Study, StudyConfig, Summary};
 use gradplan_plan::PlannerKind;
-use gradplan_report::{register_font, temp_beside, write_atomic};
+use gradplan_report::{register_font, write_atomic};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -151,13 +151,11 @@ fn plot(summaries: &[Summary], problem: ProblemKind, out: &Path) -> Result<Vec<P
     dims.dedup();
     let size = plot_size(dims.len());
     let png = out.join(format!("planners-{problem}.png"));
-    let tmp = temp_beside(&png);
-    {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        draw(&root, &cells, problem, &dims)?;
-        root.present().map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
-    }
-    std::fs::rename(&tmp, &png).with_context(|| format!("renaming {}", tmp.display()))?;
+    gradplan_report::replace_with(&png, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+        draw(&root, &cells, problem, &dims).map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        root.present().map_err(|e| std::io::Error::other(format!("drawing: {e}")))
+    })?;
     let svg = out.join(format!("planners-{problem}.svg"));
     let mut text = String::new();
     {

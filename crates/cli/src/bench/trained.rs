@@ -1,6 +1,6 @@
 //! `gradplan bench trained`: planners on a trained run's world model.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use gradplan_backend::DeviceSpec;
 use gradplan_config::PlannerKind;
@@ -66,9 +66,7 @@ pub fn run(args: &TrainedBenchArgs) -> Result<()> {
         );
     }
     if let Some(path) = &args.csv {
-        let tmp = path.with_extension("csv.tmp");
-        std::fs::write(&tmp, csv).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        gradplan_report::write_atomic(path, csv.as_bytes())?;
     }
     Ok(())
 }
