@@ -137,7 +137,7 @@ pub enum ActionOptimizer {
 #[serde(rename_all = "kebab-case")]
 pub enum GradMpcFlavour {
     /// A forward-only screen of the J samples, gradient ascent on the best J_a = 16 of them,
-    /// expected returns over S = 2 imaginations, the mean of the K = 4 best as the plan.
+    /// expected returns over S = 3 imaginations, the mean of the K = 4 best as the plan.
     #[default]
     Robust,
     /// Algorithm 1 exactly, with appendix A.7's I = 40: J draws from N(0, I), plain gradient
@@ -192,7 +192,7 @@ impl GradMpcFlavour {
                 warm_start_copies: 4,
                 warm_start_noise: 0.1,
                 ascent_candidates: Some(16),
-                imagination_samples: 2,
+                imagination_samples: 3,
                 elite_mean: 4,
             },
         }

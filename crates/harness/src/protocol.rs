@@ -8,7 +8,7 @@
 //! compares its pure policy with Policy+Grad-MPC. `--scale` shrinks every budget.
 
 use crate::{Error, Result};
-use gradplan_config::PlannerKind;
+use gradplan_config::{GradMpcFlavour, PlannerKind};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -227,6 +227,7 @@ impl Protocol {
                         format!("train.total_env_steps={}", budget.total_env_steps),
                         format!("device=\"{}\"", self.device),
                     ]);
+                    overrides.extend(paper_flavour(*planner));
                     if self.threads > 0 {
                         overrides.push(format!("threads={}", self.threads));
                     }
@@ -257,11 +258,32 @@ impl Protocol {
 /// the planner's own default iterations I (CEM, MPPI, GradCEM 10, Grad-MPC 40, random
 /// shooting 1, Policy+Grad-MPC 10), so one planner column means one planner, even where a
 /// preset set I for its training planner (the debug and cpu presets do). H, J and the rest
-/// are the run's planner section, the same for every model of a table.
+/// are the run's planner section, the same for every model of a table. Grad-MPC is the paper
+/// flavour (Algorithm 1 with A.7's I = 40): these are the paper's tables;
+/// `scripts/grad_mpc_study.sh` compares the robust flavour.
 pub fn eval_settings(planner: PlannerKind) -> Vec<String> {
-    match planner.default_iterations() {
-        0 => Vec::new(),
-        i => vec![format!("planner.iterations={i}")],
+    let mut settings = paper_flavour(planner);
+    let iterations = eval_iterations(planner);
+    if iterations > 0 {
+        settings.push(format!("planner.iterations={iterations}"));
+    }
+    settings
+}
+
+/// I of `planner` in the harness's evaluations (see [`eval_settings`]).
+pub fn eval_iterations(planner: PlannerKind) -> usize {
+    match planner {
+        PlannerKind::GradMpc => GradMpcFlavour::Paper.defaults().iterations,
+        other => other.default_iterations(),
+    }
+}
+
+/// `planner.flavour="paper"` for Grad-MPC, nothing for the others: the harness reproduces
+/// the paper, so its Grad-MPC trains and plans as Algorithm 1.
+pub fn paper_flavour(planner: PlannerKind) -> Vec<String> {
+    match planner {
+        PlannerKind::GradMpc => vec![format!("planner.flavour=\"{}\"", GradMpcFlavour::Paper.name())],
+        _ => Vec::new(),
     }
 }
 
@@ -322,7 +344,10 @@ mod tests {
 
     #[test]
     fn every_model_meets_the_same_planner_settings() {
-        assert_eq!(eval_settings(PlannerKind::GradMpc), ["planner.iterations=40"]);
+        assert_eq!(
+            eval_settings(PlannerKind::GradMpc),
+            ["planner.flavour=\"paper\"", "planner.iterations=40"]
+        );
         assert_eq!(eval_settings(PlannerKind::Cem), ["planner.iterations=10"]);
         assert!(eval_settings(PlannerKind::Policy).is_empty());
     }

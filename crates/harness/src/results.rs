@@ -2,7 +2,7 @@
 //! the tables and plots made from a directory of them.
 
 use crate::paper;
-use crate::protocol::{Job, Protocol, Scale, Table};
+use crate::protocol::{eval_iterations, Job, Protocol, Scale, Table};
 use crate::{write_atomic, Error, Result};
 use gradplan_config::PlannerKind;
 use gradplan_report::{Band, Figure, LineStyle, Point, Series};
@@ -369,8 +369,8 @@ fn planner_matrix(s: &mut String, protocol: &Protocol, c: &Collected) {
         .iter()
         .map(|&p| {
             // The pure policy does not iterate, whatever a preset's I says.
-            let i = c.evals.iter().find(|r| r.planner == p).map_or(p.default_iterations(), |r| r.iterations);
-            match (p.default_iterations(), i) {
+            let i = c.evals.iter().find(|r| r.planner == p).map_or(eval_iterations(p), |r| r.iterations);
+            match (eval_iterations(p), i) {
                 (0, _) | (_, 0) => planner_title(p).to_owned(),
                 (_, i) => format!("{} (I {i})", planner_title(p)),
             }
@@ -510,7 +510,7 @@ mod tests {
             task: task.into(),
             trained_with: trained,
             planner,
-            iterations: planner.default_iterations(),
+            iterations: eval_iterations(planner),
             seed,
             eval_seed: 1_000_000 + seed,
             return_mean: returns.iter().sum::<f64>() / returns.len() as f64,

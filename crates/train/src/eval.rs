@@ -376,7 +376,6 @@ mod tests {
     }
 
     #[test]
-    #[test]
     fn concurrent_appends_keep_every_row() {
         // Two `gradplan eval` on one run used to read the table, add a row and rename, each
         // over the other's: one row was lost.

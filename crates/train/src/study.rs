@@ -37,6 +37,9 @@ pub struct SweepOptions {
     pub seed: u64,
     pub threads: usize,
     pub device: DeviceSpec,
+    /// `planner.KEY=VALUE` settings for every point, under its J and I (e.g.
+    /// `planner.flavour=paper`).
+    pub overrides: Vec<String>,
 }
 
 /// One (planner, J, I) point, averaged over the start states.
@@ -85,7 +88,8 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
         let iterations: &[usize] = if kind == PlannerKind::RandomShooting { &[1] } else { &opts.iterations };
         for &j in &opts.candidates {
             for &i in iterations {
-                let overrides = [format!("planner.candidates={j}"), format!("planner.iterations={i}")];
+                let mut overrides = opts.overrides.clone();
+                overrides.extend([format!("planner.candidates={j}"), format!("planner.iterations={i}")]);
                 let mut p = cfg.planner.overridden(Some(kind), &overrides)?;
                 p.top_k = p.top_k.min(j).max(1);
                 let mut planner = gradplan_plan::PlannerConfig::from_settings(&p, cfg.dreamer.discount)

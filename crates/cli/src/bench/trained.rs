@@ -31,6 +31,10 @@ pub struct TrainedBenchArgs {
     threads: usize,
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
+    /// A planner setting for every point, e.g. `--set planner.flavour=paper` (repeatable;
+    /// J and I come from --candidates and --iterations).
+    #[arg(long = "set", value_name = "planner.KEY=VALUE")]
+    overrides: Vec<String>,
     /// Also write the table as CSV here.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -45,6 +49,7 @@ pub fn run(args: &TrainedBenchArgs) -> Result<()> {
         seed: args.seed,
         threads: args.threads,
         device: args.device,
+        overrides: args.overrides.clone(),
     };
     let rows = sweep(&args.run_dir, &opts)?;
     println!(
