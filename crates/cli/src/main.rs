@@ -54,10 +54,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", render(&err));
+            let line = render(&err);
+            if let Some(message) = interrupted(&line) {
+                eprintln!("{message}");
+                return ExitCode::from(130);
+            }
+            eprintln!("error: {line}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Ctrl-C while dm_control runs reaches us as Python's `KeyboardInterrupt` (the embedded
+/// interpreter owns SIGINT): say what it means for the run instead of printing Python's name
+/// for it. Checkpoints are written atomically, so the last one is intact.
+fn interrupted(line: &str) -> Option<&'static str> {
+    line.contains("KeyboardInterrupt").then_some(
+        "interrupted (Ctrl-C). A training run keeps its last complete checkpoint: continue it with \
+         `gradplan resume --run-dir <run dir>`; an evaluation appended nothing.",
+    )
 }
 
 /// The error and its causes on one line, like `{:#}`, but without a cause whose text the
@@ -81,6 +96,13 @@ fn render(err: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ctrl_c_says_how_to_resume() {
+        let line = "dm_control failed: KeyboardInterrupt: ";
+        assert!(super::interrupted(line).unwrap().contains("gradplan resume"));
+        assert!(super::interrupted("the file is missing").is_none());
+    }
+
     use super::*;
 
     #[test]
