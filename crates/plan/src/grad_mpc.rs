@@ -17,7 +17,7 @@
 //! - selection by the mean of the K best optimised candidates instead of the single argmax.
 
 use crate::ascent::{Ascent, AscentConfig};
-use crate::cem::{evaluate, Elites};
+use crate::cem::Elites;
 use crate::{
     check_sizes, config_error, finish, positive, shift_sequence, ActionOptimizer, Bounds, Counts,
     LatentDynamics, Objective, Plan, Planner, Result,
@@ -236,13 +236,10 @@ impl<D: LatentDynamics> Planner<D> for GradMpc {
                 Selection::EliteMean { top_k } => {
                     let elites = Elites::select(&actions, &returns, top_k);
                     let sequence = bounds.clamp(&elites.fit().mean.squeeze_dim(1));
-                    let ret = if c.imagination_samples > 1 {
-                        let one = sequence.unsqueeze(1);
-                        counts.rollouts(&one, c.imagination_samples);
-                        c.objective.expected_returns(dynamics, state, &one, c.imagination_samples).get(0)
-                    } else {
-                        evaluate(dynamics, state, &sequence, c.objective, &mut counts)
-                    };
+                    let one = sequence.unsqueeze(1); // [H, 1, A]
+                    counts.rollouts(&one, c.imagination_samples);
+                    let ret =
+                        c.objective.expected_returns(dynamics, state, &one, c.imagination_samples).get(0);
                     (sequence, ret)
                 }
             }
