@@ -32,6 +32,8 @@ from torch.nn import functional as F
 DEFAULTS = {
     "device": "cpu",  # cpu, cuda or cuda:N
     "threads": "2",  # torch.set_num_threads; 0 leaves torch's default
+    # also update-bf16 (the update under CPU/CUDA bf16 autocast) and update-cl (channels-last
+    # convolutions: weights and conv inputs in NHWC memory order, for oneDNN/cuDNN)
     "parts": "update,cem,grad-mpc",
     "updates": "3",  # timed updates after one warm-up
     "decisions": "3",  # timed decisions per planner after one warm-up
@@ -42,6 +44,7 @@ DEFAULTS = {
     "state": "30",
     "hidden": "200",
     "embedding": "1024",
+    "cnn_depth": "32",  # conv channels d, 2d, 4d, 8d (PlaNet's d = 32)
     "activation": "relu",  # relu, elu or tanh
     "min_std": "0.1",
     "free_nats": "3",
@@ -70,33 +73,35 @@ FLOAT_KEYS = {"min_std", "free_nats", "global_kl_beta", "lr", "adam_eps", "clip"
 
 ACT = F.relu
 MIN_STD = 0.1
+CONV_MEMORY = torch.contiguous_format  # torch.channels_last for the update-cl part
 
 
 class PixelEncoder(nn.Module):  # [N, 3, 64, 64] -> [N, e]
-    def __init__(self, embedding):
+    def __init__(self, embedding, d):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 4, stride=2)
-        self.conv2 = nn.Conv2d(32, 64, 4, stride=2)
-        self.conv3 = nn.Conv2d(64, 128, 4, stride=2)
-        self.conv4 = nn.Conv2d(128, 256, 4, stride=2)
-        self.fc = nn.Identity() if embedding == 1024 else nn.Linear(1024, embedding)
+        self.conv1 = nn.Conv2d(3, d, 4, stride=2)
+        self.conv2 = nn.Conv2d(d, 2 * d, 4, stride=2)
+        self.conv3 = nn.Conv2d(2 * d, 4 * d, 4, stride=2)
+        self.conv4 = nn.Conv2d(4 * d, 8 * d, 4, stride=2)
+        self.fc = nn.Identity() if embedding == 32 * d else nn.Linear(32 * d, embedding)
 
     def forward(self, obs):
+        obs = obs.contiguous(memory_format=CONV_MEMORY)
         x = ACT(self.conv4(ACT(self.conv3(ACT(self.conv2(ACT(self.conv1(obs))))))))
         return self.fc(x.flatten(1))
 
 
 class PixelDecoder(nn.Module):  # [N, h + s] -> [N, 3, 64, 64]
-    def __init__(self, features, embedding):
+    def __init__(self, features, embedding, d):
         super().__init__()
         self.fc1 = nn.Linear(features, embedding)
-        self.conv1 = nn.ConvTranspose2d(embedding, 128, 5, stride=2)
-        self.conv2 = nn.ConvTranspose2d(128, 64, 5, stride=2)
-        self.conv3 = nn.ConvTranspose2d(64, 32, 6, stride=2)
-        self.conv4 = nn.ConvTranspose2d(32, 3, 6, stride=2)
+        self.conv1 = nn.ConvTranspose2d(embedding, 4 * d, 5, stride=2)
+        self.conv2 = nn.ConvTranspose2d(4 * d, 2 * d, 5, stride=2)
+        self.conv3 = nn.ConvTranspose2d(2 * d, d, 6, stride=2)
+        self.conv4 = nn.ConvTranspose2d(d, 3, 6, stride=2)
 
     def forward(self, features):
-        x = self.fc1(features)[:, :, None, None]
+        x = self.fc1(features)[:, :, None, None].contiguous(memory_format=CONV_MEMORY)
         return self.conv4(ACT(self.conv3(ACT(self.conv2(ACT(self.conv1(x)))))))
 
 
@@ -141,11 +146,11 @@ class Transition(nn.Module):  # the RSSM
 
 
 class WorldModel(nn.Module):
-    def __init__(self, obs, obs_dim, belief, state, hidden, embedding, action):
+    def __init__(self, obs, obs_dim, belief, state, hidden, embedding, action, d=32):
         super().__init__()
         if obs == "pixels":
-            self.encoder = PixelEncoder(embedding)
-            self.decoder = PixelDecoder(belief + state, embedding)
+            self.encoder = PixelEncoder(embedding, d)
+            self.decoder = PixelDecoder(belief + state, embedding, d)
         else:
             self.encoder = Mlp(obs_dim, embedding, embedding, embedding)
             self.decoder = Mlp(belief + state, embedding, embedding, obs_dim)
@@ -270,7 +275,7 @@ def parse(argv):
 
 
 def main():
-    global ACT, MIN_STD
+    global ACT, MIN_STD, CONV_MEMORY
     cfg = parse(sys.argv[1:])
     ACT = {"relu": F.relu, "elu": F.elu, "tanh": torch.tanh}[cfg["activation"]]
     MIN_STD = cfg["min_std"]
@@ -298,13 +303,14 @@ def main():
 
     adim = cfg["action_dim"]
     model = WorldModel(
-        cfg["obs"], cfg["state_dim"], cfg["belief"], cfg["state"], cfg["hidden"], cfg["embedding"], adim
+        cfg["obs"], cfg["state_dim"], cfg["belief"], cfg["state"], cfg["hidden"], cfg["embedding"], adim,
+        cfg["cnn_depth"],
     ).to(device)
     result = {"torch": torch.__version__, "device": str(device)}
     result["device_name"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     parts = [p for p in cfg["parts"].split(",") if p]
 
-    if "update" in parts:
+    if any(p.startswith("update") for p in parts):
         t_len, b = cfg["chunk"], cfg["batch"]
         if cfg["obs"] == "pixels":
             # As `preprocess_frames` with noise: u8 [T, B, 64, 64, 3] permuted to channels first.
@@ -322,14 +328,26 @@ def main():
         params = list(model.parameters())
         opt = torch.optim.Adam(params, lr=cfg["lr"], eps=cfg["adam_eps"])
 
-        def update():
-            loss = elbo(model, obs, actions, rewards, is_first, cfg["free_nats"], cfg["global_kl_beta"])
+        def update(bf16=False):
+            # bf16: PyTorch's mixed precision (autocast picks bf16 for convolutions and matrix
+            # products, keeps f32 master weights and f32 reductions).
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = elbo(model, obs, actions, rewards, is_first, cfg["free_nats"], cfg["global_kl_beta"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg["clip"])
             opt.step()
 
-        result["update"] = time_ms(cfg["updates"], update)
+        if "update" in parts:
+            result["update"] = time_ms(cfg["updates"], update)
+        if "update-bf16" in parts:
+            result["update-bf16"] = time_ms(cfg["updates"], lambda: update(True))
+        if "update-cl" in parts:
+            CONV_MEMORY = torch.channels_last
+            model.to(memory_format=torch.channels_last)
+            result["update-cl"] = time_ms(cfg["updates"], update)
+            CONV_MEMORY = torch.contiguous_format
+            model.to(memory_format=torch.contiguous_format)
 
     # The weights keep requires_grad, as ours do; the planners differentiate to the actions only.
     h0 = torch.zeros(1, cfg["belief"], device=device)

@@ -198,10 +198,19 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
     } else {
         args.tasks.clone()
     };
-    println!("one simulator step (action repeat 1) and one 64×64 render, Rust API vs Python dm_control");
+    println!("one simulator step (action repeat 1) and one 64×64 render, Rust API vs Python dm_control;");
     println!(
-        "{:<26} {:>14} {:>14} {:>16} {:>16}",
-        "task", "Rust step µs", "Python step µs", "Rust render ms", "Python render ms"
+        "then one pixel observation step (step + 64×64 frame) per pixel mode: direct, and 240×320 + resize"
+    );
+    println!(
+        "{:<26} {:>14} {:>14} {:>16} {:>16} {:>14} {:>14}",
+        "task",
+        "Rust step µs",
+        "Python step µs",
+        "Rust render ms",
+        "Python render ms",
+        "direct obs ms",
+        "resize obs ms"
     );
     for task in &tasks {
         let cfg = EnvConfig {
@@ -228,17 +237,34 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
             env.render(64, 64)?;
         }
         let render_ms = start.elapsed().as_secs_f64() / args.renders as f64 * 1e3;
+        drop(env);
+        let pixel_step_ms = |pixel_mode| -> Result<f64> {
+            let cfg = EnvConfig { obs: ObsKind::Pixels, pixel_mode, ..cfg.clone() };
+            let mut env = make_env(&cfg).with_context(|| format!("loading {task} with pixels"))?;
+            env.reset(Some(0))?;
+            let start = Instant::now();
+            for _ in 0..args.renders {
+                if env.step(&action)?.done() {
+                    env.reset(None)?;
+                }
+            }
+            Ok(start.elapsed().as_secs_f64() / args.renders as f64 * 1e3)
+        };
+        let direct_ms = pixel_step_ms(PixelMode::Direct)?;
+        let resize_ms = pixel_step_ms(PixelMode::Resize)?;
         let reference = python_reference(
             ENV_REFERENCE,
             &[task.clone(), args.steps.to_string(), args.renders.to_string(), "64".into()],
         )?;
         println!(
-            "{:<26} {:>14.1} {:>14.1} {:>16.2} {:>16.2}",
+            "{:<26} {:>14.1} {:>14.1} {:>16.2} {:>16.2} {:>14.2} {:>14.2}",
             task,
             step_us,
             reference["step_us"].as_f64().unwrap_or(f64::NAN),
             render_ms,
             reference["render_ms"].as_f64().unwrap_or(f64::NAN),
+            direct_ms,
+            resize_ms,
         );
     }
     Ok(())

@@ -21,7 +21,7 @@ pub struct TrainArgs {
     /// Seeds everything in the run.
     #[arg(long)]
     seed: Option<u64>,
-    /// Settings preset: paper, debug or cpu.
+    /// Settings preset: paper, debug, cpu or cpu-pixels.
     #[arg(long, default_value = "paper")]
     preset: String,
     /// A TOML file of settings, applied over the preset.

@@ -181,6 +181,28 @@ impl EnvConfig {
     }
 }
 
+/// Number format of the conv encoder's and decoder's arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvPrecision {
+    /// f32 throughout, as PlaNet.
+    #[default]
+    F32,
+    /// Mixed precision: the convolutions' inputs and weights are cast to bfloat16 (f32
+    /// master weights and f32 gradients, the RSSM, the loss and Adam in f32). Fast on CPUs
+    /// with AVX-512 BF16 or AMX and on GPUs; emulated, and slow, elsewhere.
+    Bf16,
+}
+
+impl std::fmt::Display for ConvPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConvPrecision::F32 => "f32",
+            ConvPrecision::Bf16 => "bf16",
+        })
+    }
+}
+
 /// Activation used between the world model's layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -204,6 +226,14 @@ pub struct ModelConfig {
     pub hidden_size: i64,
     /// Observation embedding size e (embedding-size), 1024.
     pub embedding_size: i64,
+    /// Channel depth d of the conv encoder and decoder, 32 (PlaNet's): encoder channels
+    /// d, 2d, 4d, 8d (a 2×2×8d = 32d map), decoder 4d, 2d, d. Only used with pixels.
+    pub cnn_depth: i64,
+    /// Arithmetic of the conv encoder and decoder, f32 (see [`ConvPrecision`]).
+    pub conv_precision: ConvPrecision,
+    /// Lay the conv stack's activations and weights out channels-last (NHWC memory order,
+    /// same logical shapes), which oneDNN's CPU kernels and cuDNN prefer; false (NCHW).
+    pub conv_channels_last: bool,
     /// Activation between layers, relu.
     pub activation: Activation,
     /// Lower bound added to every predicted std, `softplus(x) + min_std`, 0.1.
@@ -229,6 +259,9 @@ impl Default for ModelConfig {
             state_size: 30,
             hidden_size: 200,
             embedding_size: 1024,
+            cnn_depth: 32,
+            conv_precision: ConvPrecision::F32,
+            conv_channels_last: false,
             activation: Activation::Relu,
             min_std: 0.1,
             free_nats: 3.0,
@@ -248,6 +281,7 @@ impl ModelConfig {
             ("model.state_size", self.state_size),
             ("model.hidden_size", self.hidden_size),
             ("model.embedding_size", self.embedding_size),
+            ("model.cnn_depth", self.cnn_depth),
         ] {
             if !(1..=MAX_LAYER_SIZE).contains(&v) {
                 return Err(invalid(key, &format!("must be between 1 and {MAX_LAYER_SIZE}")));

@@ -663,13 +663,18 @@ impl Default for RunConfig {
 }
 
 /// The built-in presets: name, one-line description, TOML overlay on the defaults.
-pub const PRESETS: [(&str, &str, &str); 3] = [
+pub const PRESETS: [(&str, &str, &str); 4] = [
     ("paper", "the paper's protocol and PlaNet's sizes (GPU-scale)", include_str!("../presets/paper.toml")),
     ("debug", "tiny sizes and budgets: an end-to-end run in seconds", include_str!("../presets/debug.toml")),
     (
         "cpu",
         "sized to show learning on a 2-core CPU (state observations)",
         include_str!("../presets/cpu.toml"),
+    ),
+    (
+        "cpu-pixels",
+        "learning from 64x64 pixels on a 2-core CPU (half-depth convs, batch 16 x 32)",
+        include_str!("../presets/cpu-pixels.toml"),
     ),
 ];
 
@@ -938,6 +943,23 @@ mod tests {
         }
         // The paper's and the presets' sizes are far inside the bounds.
         assert!(RunConfig::resolve("paper", None, &["model.hidden_size=4096".into()]).is_ok());
+    }
+
+    #[test]
+    fn cpu_pixels_preset_is_a_half_depth_pixel_planet() {
+        let cfg = RunConfig::resolve("cpu-pixels", None, &[]).unwrap();
+        assert_eq!(cfg.env.obs, crate::ObsKind::Pixels);
+        assert_eq!(cfg.env.pixel_mode, crate::PixelMode::Direct);
+        assert_eq!(cfg.env.image_size, 64);
+        assert_eq!(cfg.model.cnn_depth, 16);
+        // 32d: the encoder's 2×2×8d map is the embedding itself, no projection layer.
+        assert_eq!(cfg.model.embedding_size, 32 * cfg.model.cnn_depth);
+        assert_eq!(cfg.model.conv_precision, crate::ConvPrecision::F32);
+        assert_eq!((cfg.train.batch_size, cfg.train.chunk_length, cfg.train.collect_interval), (16, 32, 60));
+        // The paper preset keeps PlaNet's depth.
+        assert_eq!(RunConfig::resolve("paper", None, &[]).unwrap().model.cnn_depth, 32);
+        let bf16 = RunConfig::resolve("cpu-pixels", None, &["model.conv_precision=bf16".into()]).unwrap();
+        assert_eq!(bf16.model.conv_precision, crate::ConvPrecision::Bf16);
     }
 
     #[test]

@@ -33,7 +33,7 @@
 use crate::nn::{activate, linear, Mlp};
 use crate::rssm::{Gaussian, Observed, Rssm, RssmState};
 use crate::{Error, Result};
-use gradplan_config::ModelConfig;
+use gradplan_config::{ConvPrecision, ModelConfig};
 use std::path::Path;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -49,8 +49,8 @@ pub enum ObsShape {
 
 #[derive(Debug)]
 enum Encoder {
-    /// Four k4 s2 convolutions 3→32→64→128→256 (64×64 → 2×2×256 = 1024), then a linear
-    /// layer to the embedding size unless it is 1024.
+    /// Four k4 s2 convolutions 3→d→2d→4d→8d (64×64 → 2×2×8d; PlaNet's d = 32 gives 1024),
+    /// then a linear layer to the embedding size unless it is 32d.
     Pixels {
         convs: Vec<nn::Conv2D>,
         fc: Option<nn::Linear>,
@@ -60,8 +60,8 @@ enum Encoder {
 
 #[derive(Debug)]
 enum Decoder {
-    /// Linear to the embedding size as a 1×1 map, then conv-transposes k5, k5, k6, k6 s2 to
-    /// 3×64×64.
+    /// Linear to the embedding size as a 1×1 map, then conv-transposes k5, k5, k6, k6 s2
+    /// through 4d, 2d, d channels to 3×64×64.
     Pixels {
         fc1: nn::Linear,
         deconvs: Vec<nn::ConvTranspose2D>,
@@ -141,6 +141,7 @@ impl WorldModel {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let (b, s, hid, e) = (cfg.belief_size, cfg.state_size, cfg.hidden_size, cfg.embedding_size);
+        let d = cfg.cnn_depth;
         let conv =
             |p: nn::Path, i, o, k| nn::conv2d(p, i, o, k, nn::ConvConfig { stride: 2, ..Default::default() });
         let deconv = |p: nn::Path, i, o, k| {
@@ -151,12 +152,12 @@ impl WorldModel {
                 let p = &root / "encoder";
                 Encoder::Pixels {
                     convs: vec![
-                        conv(&p / "conv1", 3, 32, 4),
-                        conv(&p / "conv2", 32, 64, 4),
-                        conv(&p / "conv3", 64, 128, 4),
-                        conv(&p / "conv4", 128, 256, 4),
+                        conv(&p / "conv1", 3, d, 4),
+                        conv(&p / "conv2", d, 2 * d, 4),
+                        conv(&p / "conv3", 2 * d, 4 * d, 4),
+                        conv(&p / "conv4", 4 * d, 8 * d, 4),
                     ],
-                    fc: (e != 1024).then(|| linear(&p / "fc", 1024, e)),
+                    fc: (e != 32 * d).then(|| linear(&p / "fc", 32 * d, e)),
                 }
             }
             ObsShape::State { dim } => {
@@ -169,10 +170,10 @@ impl WorldModel {
                 Decoder::Pixels {
                     fc1: linear(&p / "fc1", b + s, e),
                     deconvs: vec![
-                        deconv(&p / "conv1", e, 128, 5),
-                        deconv(&p / "conv2", 128, 64, 5),
-                        deconv(&p / "conv3", 64, 32, 6),
-                        deconv(&p / "conv4", 32, 3, 6),
+                        deconv(&p / "conv1", e, 4 * d, 5),
+                        deconv(&p / "conv2", 4 * d, 2 * d, 5),
+                        deconv(&p / "conv3", 2 * d, d, 6),
+                        deconv(&p / "conv4", d, 3, 6),
                     ],
                 }
             }
@@ -194,15 +195,47 @@ impl WorldModel {
         &self.vs
     }
 
+    /// The kind the conv stack computes in (`model.conv_precision`).
+    fn conv_kind(&self) -> Kind {
+        match self.cfg.conv_precision {
+            ConvPrecision::F32 => Kind::Float,
+            ConvPrecision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// A conv input or weight `[N, C, H, W]` in the kind and memory order the conv stack
+    /// computes in: the same logical tensor, differentiable, cast to [`Self::conv_kind`] and,
+    /// with `model.conv_channels_last`, stored NHWC (strides that libtorch's convolutions
+    /// read as the channels-last format; tch has no memory-format API).
+    fn conv_operand(&self, t: &Tensor) -> Tensor {
+        let t = t.to_kind(self.conv_kind());
+        if self.cfg.conv_channels_last {
+            t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        } else {
+            t
+        }
+    }
+
     /// Embeds observations: `[N, 3, 64, 64]` or `[N, D]` → `[N, E]`.
     pub fn encode(&self, obs: &Tensor) -> Tensor {
         match &self.encoder {
             Encoder::Pixels { convs, fc } => {
-                let mut x = obs.shallow_clone();
+                let kind = self.conv_kind();
+                let mut x = self.conv_operand(obs);
                 for c in convs {
-                    x = activate(self.cfg.activation, &c.forward(&x));
+                    // `to_kind` is the identity in f32; in bf16 it is differentiable, so the
+                    // f32 master weights receive f32 gradients.
+                    let y = x.conv2d(
+                        &self.conv_operand(&c.ws),
+                        c.bs.as_ref().map(|b| b.to_kind(kind)),
+                        2,
+                        0,
+                        1,
+                        1,
+                    );
+                    x = activate(self.cfg.activation, &y);
                 }
-                let x = x.flatten(1, -1);
+                let x = x.flatten(1, -1).to_kind(Kind::Float);
                 match fc {
                     Some(fc) => fc.forward(&x),
                     None => x,
@@ -216,14 +249,17 @@ impl WorldModel {
     pub fn decode(&self, features: &Tensor) -> Tensor {
         match &self.decoder {
             Decoder::Pixels { fc1, deconvs } => {
-                let mut x = fc1.forward(features).view([-1, self.cfg.embedding_size, 1, 1]);
+                let kind = self.conv_kind();
+                let mut x =
+                    self.conv_operand(&fc1.forward(features).view([-1, self.cfg.embedding_size, 1, 1]));
                 for (i, d) in deconvs.iter().enumerate() {
-                    x = d.forward(&x);
+                    let bias = d.bs.as_ref().map(|b| b.to_kind(kind));
+                    x = x.conv_transpose2d(&self.conv_operand(&d.ws), bias, 2, 0, 0, 1, 1);
                     if i + 1 < deconvs.len() {
                         x = activate(self.cfg.activation, &x);
                     }
                 }
-                x
+                x.to_kind(Kind::Float)
             }
             Decoder::State(mlp) => mlp.forward(features),
         }
@@ -422,14 +458,20 @@ pub fn preprocess_frames(frames: &Tensor, bit_depth: u32, noise: bool) -> Tensor
     let n = frames.dim() as i64;
     let mut order: Vec<i64> = (0..n - 3).collect();
     order.extend([n - 1, n - 3, n - 2]);
-    let bins = f64::from(1u32 << bit_depth);
-    let x = frames.permute(order.as_slice()).to_kind(Kind::Float);
-    let x = (x / f64::from(1u32 << (8 - bit_depth))).floor() / bins - 0.5;
+    // Few passes over the batch (it runs once per update, ~6 M values at the cpu-pixels
+    // sizes): the quantisation is a shift on the u8 frames, then one permuting copy to f32
+    // and in-place scaling. Dividing by powers of two is exact, so the values are bit for bit
+    // those of the formula above, and the noise draws the same random numbers.
+    let scale = 1.0 / f64::from(1u32 << bit_depth);
+    let quantised = frames.bitwise_right_shift_tensor_scalar(i64::from(8 - bit_depth));
+    let mut x = quantised.permute(order.as_slice()).to_kind(Kind::Float);
+    let _ = x.g_mul_scalar_(scale).g_sub_scalar_(0.5);
     if noise {
-        &x + x.rand_like() / bins
-    } else {
-        x
+        let mut u = x.rand_like();
+        let _ = u.g_mul_scalar_(scale);
+        let _ = x.g_add_(&u);
     }
+    x
 }
 
 #[cfg(test)]
@@ -464,6 +506,23 @@ mod tests {
     }
 
     #[test]
+    fn fused_preprocessing_is_bit_identical_to_the_formula() {
+        let _stream = crate::seeded(0);
+        let frames = Tensor::randint(256, [3, 2, 8, 8, 3], (Kind::Uint8, Device::Cpu));
+        for bits in [1u32, 5, 8] {
+            let bins = f64::from(1u32 << bits);
+            let x = frames.permute([0, 1, 4, 2, 3]).to_kind(Kind::Float);
+            let plain = (x / f64::from(1u32 << (8 - bits))).floor() / bins - 0.5;
+            assert!(preprocess_frames(&frames, bits, false).equal(&plain), "{bits} bits");
+            tch::manual_seed(11);
+            let ours = preprocess_frames(&frames, bits, true);
+            tch::manual_seed(11);
+            let formula = &plain + plain.rand_like() / bins;
+            assert!(ours.equal(&formula), "{bits} bits with noise");
+        }
+    }
+
+    #[test]
     fn pixel_shapes_and_pytorch_names() {
         let _stream = crate::seeded(0);
         let m =
@@ -488,6 +547,94 @@ mod tests {
         assert_eq!(get("transition.rnn.weight_ih"), vec![600, 200]);
         assert_eq!(get("transition.fc_embed_state_action.weight"), vec![200, 36]);
         assert_eq!(get("decoder.conv1.weight"), vec![1024, 128, 5, 5]); // ConvTranspose: [in, out, k, k]
+    }
+
+    #[test]
+    fn cnn_depth_scales_the_conv_channels() {
+        let _stream = crate::seeded(0);
+        let cfg = ModelConfig { cnn_depth: 8, embedding_size: 256, ..tiny() };
+        let m = WorldModel::new(&cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        let p = m.named_parameters();
+        let get = |n: &str| p.iter().find(|(k, _)| k == n).map(|(_, t)| t.size());
+        assert_eq!(get("encoder.conv1.weight"), Some(vec![8, 3, 4, 4]));
+        assert_eq!(get("encoder.conv4.weight"), Some(vec![64, 32, 4, 4]));
+        assert_eq!(get("encoder.fc.weight"), None, "8d·4 = 256 = e needs no projection");
+        assert_eq!(get("decoder.conv1.weight"), Some(vec![256, 32, 5, 5]));
+        assert_eq!(get("decoder.conv4.weight"), Some(vec![8, 3, 6, 6]));
+        let x = Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        assert_eq!(m.encode(&x).size(), vec![2, 256]);
+        let f = Tensor::zeros([2, 20], (Kind::Float, Device::Cpu));
+        assert_eq!(m.decode(&f).size(), vec![2, 3, 64, 64]);
+        // Another embedding size gets the projection from the 32d map.
+        let cfg = ModelConfig { cnn_depth: 8, embedding_size: 100, ..tiny() };
+        let m = WorldModel::new(&cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        assert_eq!(m.encode(&x).size(), vec![2, 100]);
+    }
+
+    #[test]
+    fn bf16_convs_match_f32_and_train_f32_weights() {
+        let _stream = crate::seeded(0);
+        let cfg = ModelConfig { cnn_depth: 8, embedding_size: 256, ..tiny() };
+        // The same seed gives both models the same initial weights (the precision adds none).
+        tch::manual_seed(7);
+        let f32_model = WorldModel::new(&cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        let bf16 = ModelConfig { conv_precision: ConvPrecision::Bf16, ..cfg };
+        tch::manual_seed(7);
+        let bf16_model = WorldModel::new(&bf16, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        for ((name, a), (_, b)) in f32_model.named_parameters().iter().zip(bf16_model.named_parameters()) {
+            assert!(a.equal(&b), "{name} differs at initialisation");
+        }
+        let x = Tensor::rand([4, 3, 64, 64], (Kind::Float, Device::Cpu)) - 0.5;
+        let (a, b) = (f32_model.encode(&x), bf16_model.encode(&x));
+        assert_eq!(b.kind(), Kind::Float);
+        let rel = (&a - &b).norm().double_value(&[]) / a.norm().double_value(&[]);
+        assert!(rel < 2e-2, "bf16 encoder differs from f32 by {rel}");
+        let f = Tensor::randn([4, 20], (Kind::Float, Device::Cpu));
+        let (a, b) = (f32_model.decode(&f), bf16_model.decode(&f));
+        let rel = (&a - &b).norm().double_value(&[]) / a.norm().double_value(&[]);
+        assert!(rel < 2e-2, "bf16 decoder differs from f32 by {rel}");
+        // Gradients reach the f32 master weights.
+        bf16_model.decode(&f).square().sum(Kind::Float).backward();
+        for (name, p) in bf16_model.named_parameters() {
+            if name.starts_with("decoder.conv") {
+                assert_eq!(p.kind(), Kind::Float);
+                let g = p.grad();
+                assert!(g.defined() && g.kind() == Kind::Float, "{name} has no f32 gradient");
+                assert!(g.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{name}'s gradient is zero");
+            }
+        }
+    }
+
+    #[test]
+    fn channels_last_convs_compute_the_same_model() {
+        let _stream = crate::seeded(0);
+        let cfg = ModelConfig { cnn_depth: 8, embedding_size: 256, ..tiny() };
+        tch::manual_seed(3);
+        let nchw = WorldModel::new(&cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        let nhwc_cfg = ModelConfig { conv_channels_last: true, ..cfg };
+        tch::manual_seed(3);
+        let nhwc = WorldModel::new(&nhwc_cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        // The operands really are stored NHWC: channel stride 1.
+        let x = Tensor::rand([4, 3, 64, 64], (Kind::Float, Device::Cpu)) - 0.5;
+        let op = nhwc.conv_operand(&x);
+        assert_eq!(op.size(), vec![4, 3, 64, 64]);
+        assert_eq!(op.stride(), vec![64 * 64 * 3, 1, 64 * 3, 3]);
+        assert!(op.equal(&x));
+        let close = |a: &Tensor, b: &Tensor, what: &str| {
+            let rel = (a - b).norm().double_value(&[]) / a.norm().double_value(&[]).max(1e-12);
+            assert!(rel < 1e-4, "{what}: channels-last differs from NCHW by {rel}");
+        };
+        close(&nchw.encode(&x), &nhwc.encode(&x), "encoder");
+        let f = Tensor::randn([4, 20], (Kind::Float, Device::Cpu));
+        close(&nchw.decode(&f), &nhwc.decode(&f), "decoder");
+        for m in [&nchw, &nhwc] {
+            (m.decode(&f).square().sum(Kind::Float) + m.encode(&x).square().sum(Kind::Float)).backward();
+        }
+        for ((name, a), (_, b)) in nchw.named_parameters().iter().zip(nhwc.named_parameters()) {
+            if name.contains("conv") {
+                close(&a.grad(), &b.grad(), name);
+            }
+        }
     }
 
     fn random_batch(t: i64, b: i64, dim: i64, a: i64) -> SequenceBatch {

@@ -120,6 +120,45 @@ struct PhaseLosses {
     value: Option<f64>,
 }
 
+/// What the progress line reports: rates over this invocation (a resumed run's earlier
+/// sessions ran on another machine, or another day).
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// Counters when this invocation started.
+    start: Counters,
+    /// Seconds spent in model updates, and the updates they made.
+    update_s: f64,
+    timed_updates: usize,
+}
+
+impl Progress {
+    fn new(start: Counters) -> Self {
+        Progress { start, update_s: 0.0, timed_updates: 0 }
+    }
+
+    /// ` | 1.9 updates/s | 41 env steps/s | 00:12:05 elapsed, ETA 00:31:10`: updates per
+    /// second of update time, env steps per wall second, and the remaining steps at that rate.
+    fn line(&self, now: Counters, total_env_steps: usize, elapsed_s: f64) -> String {
+        let mut line = String::new();
+        if self.timed_updates > 0 && self.update_s > 0.0 {
+            line += &format!(" | {:.2} updates/s", self.timed_updates as f64 / self.update_s);
+        }
+        let steps = now.env_steps.saturating_sub(self.start.env_steps);
+        if steps > 0 && elapsed_s > 0.0 {
+            let rate = steps as f64 / elapsed_s;
+            let left = total_env_steps.saturating_sub(now.env_steps) as f64 / rate;
+            line += &format!(" | {rate:.0} env steps/s | {} elapsed, ETA {}", hms(elapsed_s), hms(left));
+        }
+        line
+    }
+}
+
+/// `hh:mm:ss`
+fn hms(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// A run: its configuration, environment, model, optimiser, replay and counters.
 pub struct Trainer {
     cfg: RunConfig,
@@ -138,6 +177,8 @@ pub struct Trainer {
     /// The same rows as `metrics`, for TensorBoard, in a new event file per invocation.
     events: EventWriter,
     started: Instant,
+    /// Rates for the per-episode progress line (this invocation only).
+    progress: Progress,
     /// Episodes of the checkpoint last written or resumed from: an episode is saved once.
     saved_at: Option<usize>,
     /// Held while the trainer lives; last, so that it is released after the files above
@@ -307,6 +348,7 @@ impl Trainer {
             metrics,
             events,
             started: Instant::now(),
+            progress: Progress::new(counters),
             saved_at: ckpt.map(|_| counters.episodes),
             _lock: lock,
         })
@@ -386,8 +428,8 @@ impl Trainer {
         self.events.scalars(row.env_steps as i64, &row.scalars())?;
         if opts.verbose {
             let mut line = format!(
-                "episode {:>4} | env steps {:>7} | return {:>8.2}",
-                row.episode, row.env_steps, row.train_return
+                "episode {:>4} | env steps {:>7}/{} | return {:>8.2}",
+                row.episode, row.env_steps, self.cfg.train.total_env_steps, row.train_return
             );
             if let Some((m, s)) = test {
                 line += &format!(" | test {m:>8.2} ± {s:.2}");
@@ -395,6 +437,8 @@ impl Trainer {
             if let Some(l) = losses {
                 line += &format!(" | loss obs {:.3} rew {:.4} kl {:.3}", l.observation, l.reward, l.kl);
             }
+            let elapsed = self.started.elapsed().as_secs_f64();
+            line += &self.progress.line(self.counters, self.cfg.train.total_env_steps, elapsed);
             println!("{line}");
         }
         if self.counters.episodes.is_multiple_of(self.cfg.train.checkpoint_interval) {
@@ -503,6 +547,15 @@ impl Trainer {
 
     /// `collect_interval` model updates on uniformly sampled chunks.
     fn train_phase(&mut self) -> Result<PhaseLosses> {
+        let started = Instant::now();
+        let updates_before = self.counters.updates;
+        let losses = self.train_updates()?;
+        self.progress.update_s += started.elapsed().as_secs_f64();
+        self.progress.timed_updates += self.counters.updates - updates_before;
+        Ok(losses)
+    }
+
+    fn train_updates(&mut self) -> Result<PhaseLosses> {
         let t = &self.cfg.train;
         let (updates, batch, chunk) = (t.collect_interval, t.batch_size, t.chunk_length);
         tch::manual_seed(derive_seed(self.cfg.seed, Stream::Train, self.counters.episodes as u64) as i64);
@@ -691,4 +744,26 @@ fn check_counters(cfg: &RunConfig, dir: &Path, c: Counters, replay: &Replay, met
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_reports_rates_and_eta() {
+        let start = Counters { episodes: 5, env_steps: 5000, updates: 0 };
+        let mut p = Progress::new(start);
+        p.update_s = 20.0;
+        p.timed_updates = 50;
+        // 2000 steps in 100 s: 20 steps/s, 3000 steps left: 150 s.
+        let now = Counters { episodes: 7, env_steps: 7000, updates: 50 };
+        assert_eq!(
+            p.line(now, 10_000, 100.0),
+            " | 2.50 updates/s | 20 env steps/s | 00:01:40 elapsed, ETA 00:02:30"
+        );
+        // Nothing to rate yet: nothing printed.
+        assert_eq!(Progress::new(start).line(start, 10_000, 0.0), "");
+        assert_eq!(hms(3725.4), "01:02:05");
+    }
 }

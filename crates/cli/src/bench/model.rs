@@ -96,6 +96,12 @@ fn reference_args(args: &ModelBenchArgs, cfg: &RunConfig, device: Device) -> Vec
     let mut parts = Vec::new();
     if !overshooting(cfg) {
         parts.push("update");
+        // PyTorch's own mixed precision and channels-last convolutions, so each conv lever
+        // of ours (`model.conv_precision`, `model.conv_channels_last`) has a fair opponent.
+        parts.push("update-bf16");
+        if cfg.env.obs == ObsKind::Pixels {
+            parts.push("update-cl");
+        }
     }
     let mut kv: Vec<(&str, String)> = vec![
         ("device", super::torch_device(device)),
@@ -109,6 +115,7 @@ fn reference_args(args: &ModelBenchArgs, cfg: &RunConfig, device: Device) -> Vec
         ("state", m.state_size.to_string()),
         ("hidden", m.hidden_size.to_string()),
         ("embedding", m.embedding_size.to_string()),
+        ("cnn_depth", m.cnn_depth.to_string()),
         ("activation", activation.into()),
         ("min_std", m.min_std.to_string()),
         ("free_nats", m.free_nats.to_string()),
@@ -180,9 +187,16 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
     let model = Rc::new(WorldModel::new(&cfg.model, obs, args.action_dim, device)?);
     let (t, b) = (cfg.train.chunk_length as i64, cfg.train.batch_size as i64);
     let opts = (Kind::Float, device);
+    // Pixels: the 5-bit preprocessing of a sampled u8 batch, timed on its own (it runs once
+    // per update, outside the autograd graph).
+    let mut preprocess = None;
     let observations = match obs {
         ObsShape::Pixels { size } => {
             let raw = Tensor::randint(256, [t, b, size, size, 3], (Kind::Uint8, device));
+            preprocess = Some(time_ms(args.updates.max(3), device, || {
+                let _ = preprocess_frames(&raw, cfg.model.bit_depth, true);
+                Ok(())
+            })?);
             preprocess_frames(&raw, cfg.model.bit_depth, true)
         }
         ObsShape::State { dim } => Tensor::randn([t, b, dim], opts),
@@ -202,13 +216,16 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         cfg.optim.grad_clip_norm,
     );
     println!(
-        "preset {} ({} obs, belief {} state {} hidden {} embedding {}), |A| = {}, {} threads, {}",
+        "preset {} ({} obs, belief {} state {} hidden {} embedding {} cnn depth {}, convs {}{}), |A| = {}, {} threads, {}",
         cfg.preset,
         cfg.env.obs,
         cfg.model.belief_size,
         cfg.model.state_size,
         cfg.model.hidden_size,
         cfg.model.embedding_size,
+        cfg.model.cnn_depth,
+        cfg.model.conv_precision,
+        if cfg.model.conv_channels_last { " channels-last" } else { "" },
         args.action_dim,
         args.threads,
         args.device
@@ -223,6 +240,25 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         "what", "mean ms", "min ms", "PyTorch mean", "PyTorch min", "ours/PT"
     );
     row(&format!("model update, batch {b} x chunk {t}"), update, reference.as_ref(), "update");
+    if let Some(p) = preprocess {
+        row("  5-bit preprocessing of the batch", p, None, "");
+    }
+    for (part, label) in
+        [("update-bf16", "  PyTorch with bf16 autocast"), ("update-cl", "  PyTorch with channels-last")]
+    {
+        if let Some(r) = reference.as_ref().filter(|r| r[part].is_object()) {
+            let ms = |k: &str| r[part][k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{:<34} {:>10} {:>10} {:>12.1} {:>12.1} {:>9.2}",
+                label,
+                "-",
+                "-",
+                ms("mean_ms"),
+                ms("min_ms"),
+                update.0 / ms("mean_ms")
+            );
+        }
+    }
 
     let low = vec![-1.0f32; args.action_dim as usize];
     let high = vec![1.0f32; args.action_dim as usize];
