@@ -207,6 +207,9 @@ impl WorldModel {
     /// computes in: the same logical tensor, differentiable, cast to [`Self::conv_kind`] and,
     /// with `model.conv_channels_last`, stored NHWC (strides that libtorch's convolutions
     /// read as the channels-last format; tch has no memory-format API).
+    ///
+    /// `to_kind` is the identity in f32; in bf16 it is differentiable, so the f32 master
+    /// weights receive f32 gradients.
     fn conv_operand(&self, t: &Tensor) -> Tensor {
         let t = t.to_kind(self.conv_kind());
         if self.cfg.conv_channels_last {
@@ -216,23 +219,18 @@ impl WorldModel {
         }
     }
 
+    /// A conv bias `[C]` in the kind the conv stack computes in.
+    fn conv_bias(&self, bias: &Option<Tensor>) -> Option<Tensor> {
+        bias.as_ref().map(|b| b.to_kind(self.conv_kind()))
+    }
+
     /// Embeds observations: `[N, 3, 64, 64]` or `[N, D]` → `[N, E]`.
     pub fn encode(&self, obs: &Tensor) -> Tensor {
         match &self.encoder {
             Encoder::Pixels { convs, fc } => {
-                let kind = self.conv_kind();
                 let mut x = self.conv_operand(obs);
                 for c in convs {
-                    // `to_kind` is the identity in f32; in bf16 it is differentiable, so the
-                    // f32 master weights receive f32 gradients.
-                    let y = x.conv2d(
-                        &self.conv_operand(&c.ws),
-                        c.bs.as_ref().map(|b| b.to_kind(kind)),
-                        2,
-                        0,
-                        1,
-                        1,
-                    );
+                    let y = x.conv2d(&self.conv_operand(&c.ws), self.conv_bias(&c.bs), 2, 0, 1, 1);
                     x = activate(self.cfg.activation, &y);
                 }
                 let x = x.flatten(1, -1).to_kind(Kind::Float);
@@ -249,12 +247,10 @@ impl WorldModel {
     pub fn decode(&self, features: &Tensor) -> Tensor {
         match &self.decoder {
             Decoder::Pixels { fc1, deconvs } => {
-                let kind = self.conv_kind();
                 let mut x =
                     self.conv_operand(&fc1.forward(features).view([-1, self.cfg.embedding_size, 1, 1]));
                 for (i, d) in deconvs.iter().enumerate() {
-                    let bias = d.bs.as_ref().map(|b| b.to_kind(kind));
-                    x = x.conv_transpose2d(&self.conv_operand(&d.ws), bias, 2, 0, 0, 1, 1);
+                    x = x.conv_transpose2d(&self.conv_operand(&d.ws), self.conv_bias(&d.bs), 2, 0, 0, 1, 1);
                     if i + 1 < deconvs.len() {
                         x = activate(self.cfg.activation, &x);
                     }
@@ -571,19 +567,28 @@ mod tests {
         assert_eq!(m.encode(&x).size(), vec![2, 100]);
     }
 
+    /// Two depth-8 pixel models with the same initial weights: PlaNet's f32 NCHW convs and
+    /// the same model with `variant` applied to its conv settings.
+    fn conv_twins(seed: i64, variant: impl FnOnce(&mut ModelConfig)) -> (WorldModel, WorldModel) {
+        let cfg = ModelConfig { cnn_depth: 8, embedding_size: 256, ..tiny() };
+        let mut other = cfg.clone();
+        variant(&mut other);
+        let build = |cfg: &ModelConfig| {
+            tch::manual_seed(seed);
+            WorldModel::new(cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap()
+        };
+        let (base, variant) = (build(&cfg), build(&other));
+        // The conv settings add no parameters, so the same seed gives the same weights.
+        for ((name, a), (_, b)) in base.named_parameters().iter().zip(variant.named_parameters()) {
+            assert!(a.equal(&b), "{name} differs at initialisation");
+        }
+        (base, variant)
+    }
+
     #[test]
     fn bf16_convs_match_f32_and_train_f32_weights() {
         let _stream = crate::seeded(0);
-        let cfg = ModelConfig { cnn_depth: 8, embedding_size: 256, ..tiny() };
-        // The same seed gives both models the same initial weights (the precision adds none).
-        tch::manual_seed(7);
-        let f32_model = WorldModel::new(&cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
-        let bf16 = ModelConfig { conv_precision: ConvPrecision::Bf16, ..cfg };
-        tch::manual_seed(7);
-        let bf16_model = WorldModel::new(&bf16, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
-        for ((name, a), (_, b)) in f32_model.named_parameters().iter().zip(bf16_model.named_parameters()) {
-            assert!(a.equal(&b), "{name} differs at initialisation");
-        }
+        let (f32_model, bf16_model) = conv_twins(7, |c| c.conv_precision = ConvPrecision::Bf16);
         let x = Tensor::rand([4, 3, 64, 64], (Kind::Float, Device::Cpu)) - 0.5;
         let (a, b) = (f32_model.encode(&x), bf16_model.encode(&x));
         assert_eq!(b.kind(), Kind::Float);
@@ -608,12 +613,7 @@ mod tests {
     #[test]
     fn channels_last_convs_compute_the_same_model() {
         let _stream = crate::seeded(0);
-        let cfg = ModelConfig { cnn_depth: 8, embedding_size: 256, ..tiny() };
-        tch::manual_seed(3);
-        let nchw = WorldModel::new(&cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
-        let nhwc_cfg = ModelConfig { conv_channels_last: true, ..cfg };
-        tch::manual_seed(3);
-        let nhwc = WorldModel::new(&nhwc_cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        let (nchw, nhwc) = conv_twins(3, |c| c.conv_channels_last = true);
         // The operands really are stored NHWC: channel stride 1.
         let x = Tensor::rand([4, 3, 64, 64], (Kind::Float, Device::Cpu)) - 0.5;
         let op = nhwc.conv_operand(&x);
