@@ -21,10 +21,12 @@ pub struct TrainArgs {
     /// Seeds everything in the run.
     #[arg(long)]
     seed: Option<u64>,
-    /// Settings preset: paper, debug, cpu or cpu-pixels.
-    #[arg(long, default_value = "paper")]
-    preset: String,
-    /// A TOML file of settings, applied over the preset.
+    /// Settings preset: paper, debug, cpu or cpu-pixels (default: the one the --config file
+    /// names, else paper).
+    #[arg(long)]
+    preset: Option<String>,
+    /// A TOML file of settings, applied over the preset (a run's config.toml starts a new
+    /// run with the same settings).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Override any setting, e.g. `--set model.belief_size=64` (repeatable; applied last).
@@ -85,7 +87,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     overrides.extend(args.seed.map(|s| format!("seed={s}")));
     overrides.extend(args.threads.map(|t| format!("threads={t}")));
     overrides.extend(args.overrides.iter().cloned());
-    let cfg = RunConfig::resolve(&args.preset, file.as_deref(), &overrides)?;
+    let named = file.as_deref().map(RunConfig::preset_in).transpose()?.flatten();
+    let preset = args.preset.clone().or(named).unwrap_or_else(|| "paper".to_owned());
+    let cfg = RunConfig::resolve(&preset, file.as_deref(), &overrides)?;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}-seed{}", cfg.env.task, cfg.planner.kind, cfg.seed))
     });

@@ -171,6 +171,16 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     ]);
     assert_clear_failure(&out, "belief_sise");
     assert!(!bad.exists());
+    // A run's config.toml starts a new run under the preset it names, never another.
+    let copy = dir.path().join("copy");
+    let from = run.join("config.toml");
+    let with_file = ["train", "--config", from.to_str().unwrap(), "--run-dir", copy.to_str().unwrap()];
+    let out = gradplan(&[&with_file[..], &["--preset", "paper"]].concat());
+    assert_clear_failure(&out, "drop --preset");
+    assert!(!copy.exists());
+    let out = gradplan(&[&with_file[..], &["--stop-after-episodes", "1"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(copy.join("config.toml")).unwrap(), cfg);
 
     // The trained model with another planner: episode lines, mean ± std, a row in
     // eval.csv, and a GIF of what the agent saw. One libtorch thread: next to the embedded
@@ -205,6 +215,13 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     assert_clear_failure(&out, "cem, grad-mpc, mppi, grad-cem, random-shooting");
     let out = gradplan(&["eval", "--run-dir", bad.to_str().unwrap()]);
     assert_clear_failure(&out, "config.toml");
+    // Without LATEST, eval takes the newest complete checkpoint and says which.
+    std::fs::remove_file(run.join("checkpoints/LATEST")).unwrap();
+    let out =
+        gradplan(&["eval", "--run-dir", run_arg, "--planner", "cem", "--episodes", "1", "--threads", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("LATEST is missing; using") && stderr.contains("ep-000004"), "{stderr}");
 }
 
 #[test]

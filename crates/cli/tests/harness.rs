@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 const TASKS: &str = "cartpole-swingup,reacher-easy";
 const JOBS: [&str; 4] = [
-    "table1/cartpole-swingup/grad-mpc/seed0",
-    "table1/cartpole-swingup/grad-mpc/seed1",
-    "table1/reacher-easy/grad-mpc/seed0",
-    "table1/reacher-easy/grad-mpc/seed1",
+    "table1/cartpole-swingup/grad-mpc-paper/seed0",
+    "table1/cartpole-swingup/grad-mpc-paper/seed1",
+    "table1/reacher-easy/grad-mpc-paper/seed0",
+    "table1/reacher-easy/grad-mpc-paper/seed1",
 ];
 
 fn harness_args(out: &Path) -> Vec<String> {
@@ -28,7 +28,7 @@ fn harness_args(out: &Path) -> Vec<String> {
         "--seeds",
         "0,1",
         "--planners",
-        "grad-mpc",
+        "grad-mpc-paper",
         "--no-report",
         "--out",
         out.to_str().unwrap(),
@@ -102,10 +102,10 @@ fn debug_table1_survives_a_kill_completes_and_then_does_no_work() {
     }
     assert_eq!(mtime(&done(&out, JOBS[0])), first_done, "a complete job was redone");
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    // One row per job and evaluation planner (five), each with 2 episodes.
+    // One row per job and evaluation planner (six: both Grad-MPC flavours), each with 2 episodes.
     let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 4 * 5, "{csv}");
-    for planner in ["cem", "grad-mpc", "mppi", "grad-cem", "random-shooting"] {
+    assert_eq!(rows.len(), 4 * 6, "{csv}");
+    for planner in ["cem", "grad-mpc", "grad-mpc-paper", "mppi", "grad-cem", "random-shooting"] {
         assert_eq!(rows.iter().filter(|r| r.split(',').nth(4) == Some(planner)).count(), 4, "{csv}");
     }
     assert!(rows.iter().all(|r| r.split(',').nth(7) == Some("2")), "{csv}");
@@ -177,8 +177,15 @@ fn bad_harness_input_is_one_clear_error() {
     let o = out.to_str().unwrap();
     for (args, needle) in [
         (vec!["bench", "dmc", "--table", "3", "--out", o], "use 1 or 2"),
-        (vec!["bench", "dmc", "--table", "1", "--scale", "huge", "--out", o], "use debug, cpu or paper"),
+        (
+            vec!["bench", "dmc", "--table", "1", "--scale", "huge", "--out", o],
+            "use debug, cpu, state or paper",
+        ),
         (vec!["bench", "dmc", "--table", "2", "--planners", "cem", "--out", o], "Table 2"),
+        (
+            vec!["bench", "dmc", "--table", "1", "--eval-planners", "grad-mpc-robust", "--out", o],
+            "grad-mpc-paper",
+        ),
         (
             vec![
                 "bench",

@@ -8,8 +8,8 @@
 mod run;
 
 pub use run::{
-    apply_override, ActionOptimizer, DreamerConfig, GradMpcDefaults, GradMpcFlavour, PlannerConfig,
-    PlannerKind, RunConfig, TrainConfig, PRESETS,
+    apply_override, preset_iterations, ActionOptimizer, DreamerConfig, GradMpcDefaults, GradMpcFlavour,
+    PlannerConfig, PlannerKind, RunConfig, TrainConfig, PRESETS,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -238,6 +238,12 @@ pub struct ModelConfig {
     pub activation: Activation,
     /// Lower bound added to every predicted std, `softplus(x) + min_std`, 0.1.
     pub min_std: f64,
+    /// w, the observation term's weight in the ELBO: `w · Σ (ô − o)²`, 1 (PlaNet's). A
+    /// Gaussian decoder with std σ has w = 1/(2σ²) up to a constant, so a larger w asks for
+    /// a more precise reconstruction: for state observations, whose reward-relevant
+    /// dimensions can be small (reacher's finger-to-target vector is in metres), the
+    /// unweighted error of a few centimetres is far below the KL's free nats.
+    pub obs_loss_scale: f64,
     /// Free nats: the KL term is `max(KL, free_nats)` per time step, 3.
     pub free_nats: f64,
     /// Bit depth b of the image preprocessing, 5.
@@ -264,6 +270,7 @@ impl Default for ModelConfig {
             conv_channels_last: false,
             activation: Activation::Relu,
             min_std: 0.1,
+            obs_loss_scale: 1.0,
             free_nats: 3.0,
             bit_depth: 5,
             global_kl_beta: 0.0,
@@ -292,6 +299,9 @@ impl ModelConfig {
         }
         if !positive(self.min_std) {
             return Err(invalid("model.min_std", "must be positive"));
+        }
+        if !positive(self.obs_loss_scale) {
+            return Err(invalid("model.obs_loss_scale", "must be positive"));
         }
         if !(self.free_nats.is_finite() && self.free_nats >= 0.0) {
             return Err(invalid("model.free_nats", "must be non-negative"));

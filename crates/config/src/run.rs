@@ -678,6 +678,15 @@ pub const PRESETS: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// The planner iterations I that built-in `preset` sets itself; `None` when it leaves I to
+/// the planner's own default (the paper preset) or there is no such preset.
+pub fn preset_iterations(preset: &str) -> Option<usize> {
+    let (_, _, overlay) = PRESETS.iter().find(|(name, _, _)| *name == preset)?;
+    let table: toml::Table = toml::from_str(overlay).ok()?;
+    let i = table.get("planner")?.get("iterations")?.as_integer()?;
+    usize::try_from(i).ok()
+}
+
 impl RunConfig {
     /// Resolves a configuration once: defaults < preset < `file` < `--set` overrides, then
     /// fills in per-planner defaults and validates everything.
@@ -689,6 +698,19 @@ impl RunConfig {
         let mut value = toml::Value::try_from(RunConfig::default())?;
         merge(&mut value, toml::from_str(overlay)?);
         if let Some(text) = file {
+            // A run's config.toml names the preset it started from; laid over another preset
+            // it would be recorded under the wrong name (and the harness reads the name).
+            if let Some(named) = RunConfig::preset_in(text)? {
+                if named != preset {
+                    return Err(invalid(
+                        "preset",
+                        &format!(
+                            "the settings file says preset = \"{named}\" but this run's preset is \"{preset}\"; \
+                             drop --preset to use the file's, or remove `preset` from the file"
+                        ),
+                    ));
+                }
+            }
             merge(&mut value, toml::from_str(text)?);
         }
         for o in overrides {
@@ -699,6 +721,17 @@ impl RunConfig {
         cfg.planner.iterations = Some(cfg.planner.iterations());
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// The `preset` a settings file names at its top level, if any (a run's `config.toml`
+    /// always does).
+    pub fn preset_in(file: &str) -> Result<Option<String>> {
+        let table: toml::Table = toml::from_str(file)?;
+        match table.get("preset") {
+            None => Ok(None),
+            Some(toml::Value::String(name)) => Ok(Some(name.clone())),
+            Some(other) => Err(invalid("preset", &format!("must be a preset's name, not {other}"))),
+        }
     }
 
     /// Parses a resolved `config.toml` (from a run directory) and validates it.
@@ -963,11 +996,32 @@ mod tests {
     }
 
     #[test]
+    fn presets_say_which_iterations_they_set() {
+        assert_eq!(preset_iterations("cpu"), Some(6));
+        assert_eq!(preset_iterations("debug"), Some(2));
+        assert_eq!(preset_iterations("paper"), None);
+        assert_eq!(preset_iterations("nope"), None);
+    }
+
+    #[test]
     fn every_preset_resolves_and_round_trips() {
         for (name, _, _) in PRESETS {
             let cfg = RunConfig::resolve(name, None, &[]).unwrap();
             let back = RunConfig::from_toml(&cfg.to_toml().unwrap()).unwrap();
             assert_eq!(cfg, back, "{name}");
         }
+    }
+
+    #[test]
+    fn a_runs_config_file_keeps_its_preset_or_is_refused_under_another() {
+        let cpu = RunConfig::resolve("cpu", None, &["seed=4".into()]).unwrap();
+        let file = cpu.to_toml().unwrap();
+        assert_eq!(RunConfig::preset_in(&file).unwrap().as_deref(), Some("cpu"));
+        // Under its own preset the file is the same run's settings, recorded as `cpu`.
+        assert_eq!(RunConfig::resolve("cpu", Some(&file), &[]).unwrap(), cpu);
+        let err = RunConfig::resolve("paper", Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("preset = \"cpu\"") && err.contains("drop --preset"), "{err}");
+        assert_eq!(RunConfig::preset_in("[model]\nbelief_size = 8\n").unwrap(), None);
+        assert!(RunConfig::preset_in("preset = 3\n").unwrap_err().to_string().contains("preset"));
     }
 }

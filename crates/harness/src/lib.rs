@@ -12,7 +12,7 @@ pub mod protocol;
 pub mod results;
 pub mod slurm;
 
-pub use protocol::{Budget, Job, Protocol, Scale, Table};
+pub use protocol::{BenchPlanner, Budget, Job, Protocol, Scale, Table};
 
 use std::path::{Path, PathBuf};
 
@@ -48,16 +48,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct DirState {
     pub table: Table,
     pub scale: Scale,
+    /// Which planner names the directory's runs and records use ([`PLANNER_NAMES`]); absent
+    /// (1) in directories written before Grad-MPC's flavours had names.
+    #[serde(default = "first_planner_names")]
+    pub planner_names: u32,
+}
+
+/// Version of the harness's planner names: 2 since `grad-mpc` means the robust flavour and
+/// Algorithm 1 is `grad-mpc-paper`. In version 1 `grad-mpc` was Algorithm 1.
+pub const PLANNER_NAMES: u32 = 2;
+
+fn first_planner_names() -> u32 {
+    1
 }
 
 /// Checks `out` holds nothing or the same table and scale, and records them.
 pub fn claim_dir(out: &Path, table: Table, scale: Scale) -> Result<()> {
     let path = out.join("harness.json");
-    let want = DirState { table, scale };
+    let want = DirState { table, scale, planner_names: PLANNER_NAMES };
     if let Ok(have) = std::fs::read_to_string(&path) {
         let have: DirState = serde_json::from_str(&have).map_err(|e| {
             Error::Corrupt(format!("{} is corrupt ({e}); delete it or use another --out", path.display()))
         })?;
+        if have.planner_names != PLANNER_NAMES {
+            return Err(Error::Usage(format!(
+                "{} was written by an older gradplan, whose `grad-mpc` runs and records are Algorithm 1 (now \
+                 named grad-mpc-paper; `grad-mpc` is the robust flavour); use another --out so the two never mix",
+                out.display()
+            )));
+        }
         if have != want {
             return Err(Error::Usage(format!(
                 "{} holds Table {} at scale {}; this is Table {} at scale {}. Use another --out so budgets never mix",
@@ -111,6 +130,10 @@ mod tests {
         claim_dir(dir.path(), Table::One, Scale::Debug).unwrap();
         let err = claim_dir(dir.path(), Table::One, Scale::Paper).unwrap_err().to_string();
         assert!(err.contains("scale debug") && err.contains("another --out"), "{err}");
+        // A directory from before the flavours' names: its grad-mpc is another planner.
+        std::fs::write(dir.path().join("harness.json"), r#"{"table":"One","scale":"debug"}"#).unwrap();
+        let err = claim_dir(dir.path(), Table::One, Scale::Debug).unwrap_err().to_string();
+        assert!(err.contains("grad-mpc-paper") && err.contains("another --out"), "{err}");
     }
 
     #[test]

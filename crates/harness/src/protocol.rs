@@ -49,25 +49,135 @@ impl Table {
     }
 
     /// The planners the models are trained with.
-    pub fn train_planners(self) -> Vec<PlannerKind> {
+    pub fn train_planners(self) -> Vec<BenchPlanner> {
         match self {
-            Table::One => vec![PlannerKind::GradMpc, PlannerKind::Cem],
-            Table::Two => vec![PlannerKind::Policy],
+            Table::One => vec![BenchPlanner::GRAD_MPC_PAPER, BenchPlanner::CEM],
+            Table::Two => vec![BenchPlanner::POLICY],
         }
     }
 
-    /// The planners every final model is evaluated with.
-    pub fn eval_planners(self) -> Vec<PlannerKind> {
+    /// The planners every final model is evaluated with: Table 1's are every model-only
+    /// planner, both Grad-MPC flavours included.
+    pub fn eval_planners(self) -> Vec<BenchPlanner> {
         match self {
-            Table::One => vec![
-                PlannerKind::Cem,
-                PlannerKind::GradMpc,
-                PlannerKind::Mppi,
-                PlannerKind::GradCem,
-                PlannerKind::RandomShooting,
-            ],
-            Table::Two => vec![PlannerKind::Policy, PlannerKind::PolicyGradMpc],
+            Table::One => BenchPlanner::ALL.into_iter().filter(|p| !p.kind().uses_policy()).collect(),
+            Table::Two => vec![BenchPlanner::POLICY, BenchPlanner::POLICY_GRAD_MPC],
         }
+    }
+}
+
+/// A planner as the harness names it: a kind and, for Grad-MPC, its flavour. The names are
+/// the workspace's (`--planner`, `planner.kind`): `grad-mpc` is the default, robust
+/// flavour, as everywhere else, and `grad-mpc-paper` is Algorithm 1 exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BenchPlanner {
+    kind: PlannerKind,
+    /// Only Grad-MPC's is meaningful; the other kinds carry the default.
+    flavour: GradMpcFlavour,
+}
+
+impl BenchPlanner {
+    pub const CEM: BenchPlanner = BenchPlanner::of(PlannerKind::Cem);
+    /// Grad-MPC, robust flavour (the project's default).
+    pub const GRAD_MPC: BenchPlanner = BenchPlanner::of(PlannerKind::GradMpc);
+    /// Grad-MPC, Algorithm 1 as the paper prints it.
+    pub const GRAD_MPC_PAPER: BenchPlanner =
+        BenchPlanner { kind: PlannerKind::GradMpc, flavour: GradMpcFlavour::Paper };
+    pub const POLICY: BenchPlanner = BenchPlanner::of(PlannerKind::Policy);
+    pub const POLICY_GRAD_MPC: BenchPlanner = BenchPlanner::of(PlannerKind::PolicyGradMpc);
+
+    /// Every name the harness accepts, in `--help` order.
+    pub const ALL: [BenchPlanner; 8] = [
+        BenchPlanner::CEM,
+        BenchPlanner::GRAD_MPC,
+        BenchPlanner::GRAD_MPC_PAPER,
+        BenchPlanner::of(PlannerKind::Mppi),
+        BenchPlanner::of(PlannerKind::GradCem),
+        BenchPlanner::of(PlannerKind::RandomShooting),
+        BenchPlanner::POLICY,
+        BenchPlanner::POLICY_GRAD_MPC,
+    ];
+
+    /// `kind` with the default flavour.
+    pub const fn of(kind: PlannerKind) -> BenchPlanner {
+        BenchPlanner { kind, flavour: GradMpcFlavour::Robust }
+    }
+
+    pub fn kind(self) -> PlannerKind {
+        self.kind
+    }
+
+    /// Grad-MPC's flavour; `None` for the other kinds.
+    pub fn flavour(self) -> Option<GradMpcFlavour> {
+        (self.kind == PlannerKind::GradMpc).then_some(self.flavour)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self.flavour() {
+            Some(GradMpcFlavour::Paper) => "grad-mpc-paper",
+            _ => self.kind.name(),
+        }
+    }
+
+    /// The column title in `results.md`.
+    pub fn title(self) -> &'static str {
+        match (self.kind, self.flavour()) {
+            (PlannerKind::GradMpc, Some(GradMpcFlavour::Paper)) => "Grad-MPC paper",
+            (PlannerKind::GradMpc, _) => "Grad-MPC robust",
+            (PlannerKind::Cem, _) => "CEM",
+            (PlannerKind::Mppi, _) => "MPPI",
+            (PlannerKind::GradCem, _) => "GradCEM",
+            (PlannerKind::RandomShooting, _) => "Random shooting",
+            (PlannerKind::Policy, _) => "Pure policy",
+            (PlannerKind::PolicyGradMpc, _) => "Policy+Grad-MPC",
+        }
+    }
+
+    /// `planner.kind` and, for Grad-MPC, `planner.flavour`, as `--set` settings.
+    pub fn settings(self) -> Vec<String> {
+        let mut s = vec![format!("planner.kind=\"{}\"", self.kind.name())];
+        if let Some(f) = self.flavour() {
+            s.push(format!("planner.flavour=\"{}\"", f.name()));
+        }
+        s
+    }
+
+    /// The planner's own I: its kind's default, or its Grad-MPC flavour's.
+    pub fn default_iterations(self) -> usize {
+        match self.flavour() {
+            Some(f) => f.defaults().iterations,
+            None => self.kind.default_iterations(),
+        }
+    }
+}
+
+impl std::fmt::Display for BenchPlanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BenchPlanner {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<BenchPlanner> {
+        BenchPlanner::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = BenchPlanner::ALL.iter().map(|p| p.name()).collect();
+            Error::Usage(format!("`{s}` is not a planner; use one of {}", names.join(", ")))
+        })
+    }
+}
+
+impl TryFrom<String> for BenchPlanner {
+    type Error = Error;
+    fn try_from(s: String) -> Result<BenchPlanner> {
+        s.parse()
+    }
+}
+
+impl From<BenchPlanner> for String {
+    fn from(p: BenchPlanner) -> String {
+        p.name().to_owned()
     }
 }
 
@@ -77,9 +187,14 @@ impl Table {
 pub enum Scale {
     /// Tiny models and a few hundred env steps: the whole pipeline in seconds per run.
     Debug,
-    /// The `cpu` preset (state observations, a smaller model and planner): learning on a
-    /// 2-core CPU in minutes per run. Not the paper's setting.
+    /// The `cpu` preset (state observations, a smaller model and planner), 20k env steps:
+    /// learning on a 2-core CPU in minutes per run. Not the paper's setting.
     Cpu,
+    /// The `cpu` preset's model from state observations trained longer: 50k env steps with
+    /// 100 updates per episode, tested every 10 episodes. Long enough for reacher-easy to
+    /// learn on a 2-core CPU (minutes to tens of minutes per run), where `cpu` only learns
+    /// cartpole. Not the paper's setting.
+    State,
     /// The paper's protocol: the `paper` preset, 100k (Table 1) or 500k (Table 2) env steps,
     /// 10 test episodes per seed. Sized for a GPU.
     Paper,
@@ -91,8 +206,9 @@ impl std::str::FromStr for Scale {
         match s {
             "debug" => Ok(Scale::Debug),
             "cpu" => Ok(Scale::Cpu),
+            "state" => Ok(Scale::State),
             "paper" => Ok(Scale::Paper),
-            other => Err(Error::Usage(format!("--scale {other}: use debug, cpu or paper"))),
+            other => Err(Error::Usage(format!("--scale {other}: use debug, cpu, state or paper"))),
         }
     }
 }
@@ -102,6 +218,7 @@ impl std::fmt::Display for Scale {
         f.write_str(match self {
             Scale::Debug => "debug",
             Scale::Cpu => "cpu",
+            Scale::State => "state",
             Scale::Paper => "paper",
         })
     }
@@ -120,14 +237,22 @@ pub struct Budget {
     pub overrides: Vec<String>,
 }
 
+/// I of the paper flavour in the evaluations of a shrunk scale. Algorithm 1's own I = 40
+/// costs ten times CEM's decision on a CPU (0.46 s at J 200, 1 thread); at I 10 it keeps
+/// most of its open-loop value (docs/decisions.md, #10).
+pub const SHRUNK_PAPER_ITERATIONS: usize = 10;
+
 impl Scale {
     pub fn budget(self, table: Table) -> Budget {
         let (preset, steps, episodes, overrides): (&str, usize, usize, &[&str]) = match (self, table) {
             (Scale::Paper, Table::One) => ("paper", 100_000, 10, &[]),
             (Scale::Paper, Table::Two) => ("paper", 500_000, 10, &[]),
             (Scale::Cpu, Table::One) => ("cpu", 20_000, 5, &[]),
+            (Scale::State, Table::One) => {
+                ("cpu", 50_000, 5, &["train.collect_interval=100", "train.test_interval=10"])
+            }
             // The settings under which Dreamer learned on this CPU (docs/benchmarks.md).
-            (Scale::Cpu, Table::Two) => (
+            (Scale::Cpu | Scale::State, Table::Two) => (
                 "cpu",
                 30_000,
                 5,
@@ -143,6 +268,31 @@ impl Scale {
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
         }
     }
+
+    /// I of `planner` in this scale's evaluations: the planner's own default (CEM, MPPI,
+    /// GradCEM 10, Grad-MPC robust 2 and paper 40, random shooting 1, Policy+Grad-MPC 10),
+    /// so one planner column means one planner whatever a preset set for training; the
+    /// paper flavour at [`SHRUNK_PAPER_ITERATIONS`] below the paper scale.
+    pub fn eval_iterations(self, planner: BenchPlanner) -> usize {
+        let own = planner.default_iterations();
+        match (self, planner.flavour()) {
+            (Scale::Paper, _) => own,
+            (_, Some(GradMpcFlavour::Paper)) => own.min(SHRUNK_PAPER_ITERATIONS),
+            _ => own,
+        }
+    }
+
+    /// Settings every model is evaluated with under `planner`, whatever it was trained with:
+    /// the planner's kind, flavour and [`Scale::eval_iterations`]. H, J and the rest are the
+    /// run's planner section, the same for every model of a table.
+    pub fn eval_settings(self, planner: BenchPlanner) -> Vec<String> {
+        let mut settings = planner.settings();
+        let iterations = self.eval_iterations(planner);
+        if iterations > 0 {
+            settings.push(format!("planner.iterations={iterations}"));
+        }
+        settings
+    }
 }
 
 /// What one invocation of `gradplan bench dmc` asks for.
@@ -152,10 +302,10 @@ pub struct Protocol {
     pub scale: Scale,
     pub tasks: Vec<String>,
     pub seeds: Vec<u64>,
-    /// Planners the models are trained with (Table 1: grad-mpc and cem; Table 2: policy).
-    pub train_planners: Vec<PlannerKind>,
+    /// Planners the models are trained with (Table 1: grad-mpc-paper and cem; Table 2: policy).
+    pub train_planners: Vec<BenchPlanner>,
     /// Planners every final model is evaluated with.
-    pub eval_planners: Vec<PlannerKind>,
+    pub eval_planners: Vec<BenchPlanner>,
     /// `cpu`, `cuda` or `cuda:N`, for every run and evaluation.
     pub device: String,
     /// libtorch threads per run (0: one per core).
@@ -169,15 +319,15 @@ impl Protocol {
         scale: Scale,
         tasks: Vec<String>,
         seeds: Vec<u64>,
-        train_planners: Vec<PlannerKind>,
-        eval_planners: Vec<PlannerKind>,
+        train_planners: Vec<BenchPlanner>,
+        eval_planners: Vec<BenchPlanner>,
     ) -> Result<Protocol> {
         let tasks = if tasks.is_empty() { table.tasks() } else { tasks };
         let seeds = if seeds.is_empty() { vec![0, 1, 2] } else { seeds };
         let train_planners = if train_planners.is_empty() { table.train_planners() } else { train_planners };
         let eval_planners = if eval_planners.is_empty() { table.eval_planners() } else { eval_planners };
         for p in train_planners.iter().chain(&eval_planners) {
-            if table == Table::Two && !p.uses_policy() {
+            if table == Table::Two && !p.kind().uses_policy() {
                 return Err(Error::Usage(format!(
                     "Table 2 is about Dreamer's actor: planner {} has none; use policy or policy-grad-mpc",
                     p.name()
@@ -185,7 +335,7 @@ impl Protocol {
             }
         }
         if table == Table::One {
-            if let Some(p) = train_planners.iter().chain(&eval_planners).find(|p| p.uses_policy()) {
+            if let Some(p) = train_planners.iter().chain(&eval_planners).find(|p| p.kind().uses_policy()) {
                 return Err(Error::Usage(format!(
                     "Table 1 compares planners on PlaNet models; {} needs a Dreamer run (use --table 2)",
                     p.name()
@@ -195,6 +345,12 @@ impl Protocol {
         let mut seen = std::collections::BTreeSet::new();
         if let Some(dup) = seeds.iter().find(|s| !seen.insert(**s)) {
             return Err(Error::Usage(format!("seed {dup} is listed twice in --seeds")));
+        }
+        for (list, flag) in [(&train_planners, "--planners"), (&eval_planners, "--eval-planners")] {
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(dup) = list.iter().find(|p| !seen.insert(p.name())) {
+                return Err(Error::Usage(format!("planner {dup} is listed twice in {flag}")));
+            }
         }
         Ok(Protocol {
             table,
@@ -215,19 +371,23 @@ impl Protocol {
     /// Every job, task-major then planner then seed (the order they are run in).
     pub fn jobs(&self) -> Vec<Job> {
         let budget = self.budget();
+        // The preset's I is sized for CEM (cpu 6, debug 2; the paper preset sets none).
+        let preset_iterations = gradplan_config::preset_iterations(&budget.preset);
         let mut jobs = Vec::new();
         for task in &self.tasks {
             for planner in &self.train_planners {
                 for &seed in &self.seeds {
                     let mut overrides = budget.overrides.clone();
+                    overrides.push(format!("env.task=\"{task}\""));
+                    overrides.extend(planner.settings());
                     overrides.extend([
-                        format!("env.task=\"{task}\""),
-                        format!("planner.kind=\"{}\"", planner.name()),
                         format!("seed={seed}"),
                         format!("train.total_env_steps={}", budget.total_env_steps),
                         format!("device=\"{}\"", self.device),
                     ]);
-                    overrides.extend(paper_flavour(*planner));
+                    if let Some(iterations) = train_iterations(*planner, preset_iterations) {
+                        overrides.push(format!("planner.iterations={iterations}"));
+                    }
                     if self.threads > 0 {
                         overrides.push(format!("threads={}", self.threads));
                     }
@@ -252,39 +412,20 @@ impl Protocol {
         }
         jobs
     }
-}
 
-/// Settings every model is evaluated with under `planner`, whatever it was trained with:
-/// the planner's own default iterations I (CEM, MPPI, GradCEM 10, Grad-MPC 40, random
-/// shooting 1, Policy+Grad-MPC 10), so one planner column means one planner, even where a
-/// preset set I for its training planner (the debug and cpu presets do). H, J and the rest
-/// are the run's planner section, the same for every model of a table. Grad-MPC is the paper
-/// flavour (Algorithm 1 with A.7's I = 40): these are the paper's tables;
-/// `scripts/grad_mpc_study.sh` compares the robust flavour.
-pub fn eval_settings(planner: PlannerKind) -> Vec<String> {
-    let mut settings = paper_flavour(planner);
-    let iterations = eval_iterations(planner);
-    if iterations > 0 {
-        settings.push(format!("planner.iterations={iterations}"));
-    }
-    settings
-}
-
-/// I of `planner` in the harness's evaluations (see [`eval_settings`]).
-pub fn eval_iterations(planner: PlannerKind) -> usize {
-    match planner {
-        PlannerKind::GradMpc => GradMpcFlavour::Paper.defaults().iterations,
-        other => other.default_iterations(),
+    /// The settings every model is evaluated with under `planner` at this protocol's scale.
+    pub fn eval_settings(&self, planner: BenchPlanner) -> Vec<String> {
+        self.scale.eval_settings(planner)
     }
 }
 
-/// `planner.flavour="paper"` for Grad-MPC, nothing for the others: the harness reproduces
-/// the paper, so its Grad-MPC trains and plans as Algorithm 1.
-pub fn paper_flavour(planner: PlannerKind) -> Vec<String> {
-    match planner {
-        PlannerKind::GradMpc => vec![format!("planner.flavour=\"{}\"", GradMpcFlavour::Paper.name())],
-        _ => Vec::new(),
-    }
+/// I a model collects its data with when trained with `planner`: a Grad-MPC flavour's own I,
+/// capped by the preset's (CEM's budget on a shrunk scale), so the robust flavour collects
+/// at its I 2 and the paper flavour at the preset's I where that is below its 40; `None`
+/// (the preset's or the kind's I) for every other planner.
+pub fn train_iterations(planner: BenchPlanner, preset: Option<usize>) -> Option<usize> {
+    let own = planner.flavour().map(|f| f.defaults().iterations)?;
+    Some(preset.map_or(own, |p| own.min(p)))
 }
 
 /// The evaluation seed of training seed `seed`: the same for every planner, apart from the
@@ -299,7 +440,7 @@ pub struct Job {
     /// `t<table>-<task>-<planner>-s<seed>`: names the job in logs, SLURM and `--job`.
     pub id: String,
     pub task: String,
-    pub trained_with: PlannerKind,
+    pub trained_with: BenchPlanner,
     pub seed: u64,
     /// The run directory, relative to the harness's `--out`.
     pub run_dir: PathBuf,
@@ -307,7 +448,7 @@ pub struct Job {
     /// Settings over the preset, in order (task, planner, seed, budget, device …).
     pub overrides: Vec<String>,
     pub total_env_steps: usize,
-    pub eval_planners: Vec<PlannerKind>,
+    pub eval_planners: Vec<BenchPlanner>,
     pub eval_episodes: usize,
     pub eval_seed: u64,
 }
@@ -322,9 +463,11 @@ mod tests {
         let jobs = p.jobs();
         assert_eq!(jobs.len(), 5 * 2 * 3);
         assert!(jobs.iter().all(|j| j.total_env_steps == 100_000 && j.eval_episodes == 10));
-        assert!(jobs.iter().all(|j| j.eval_planners.len() == 5));
-        assert_eq!(jobs[0].id, "t1-cartpole-swingup-grad-mpc-s0");
-        assert_eq!(jobs[0].run_dir, PathBuf::from("table1/cartpole-swingup/grad-mpc/seed0"));
+        assert!(jobs.iter().all(|j| j.eval_planners.len() == 6));
+        // The paper's Grad-MPC column is Algorithm 1 collecting the data, at its I 40.
+        assert_eq!(jobs[0].id, "t1-cartpole-swingup-grad-mpc-paper-s0");
+        assert_eq!(jobs[0].run_dir, PathBuf::from("table1/cartpole-swingup/grad-mpc-paper/seed0"));
+        assert!(jobs[0].overrides.contains(&"planner.iterations=40".to_string()), "{:?}", jobs[0].overrides);
         let ids: std::collections::BTreeSet<_> = jobs.iter().map(|j| j.id.clone()).collect();
         assert_eq!(ids.len(), jobs.len(), "job ids are unique");
         let t2 = Protocol::new(Table::Two, Scale::Paper, vec![], vec![], vec![], vec![]).unwrap();
@@ -344,22 +487,82 @@ mod tests {
 
     #[test]
     fn every_model_meets_the_same_planner_settings() {
+        let paper = BenchPlanner::GRAD_MPC_PAPER;
+        let algorithm_1 = ["planner.kind=\"grad-mpc\"", "planner.flavour=\"paper\""];
         assert_eq!(
-            eval_settings(PlannerKind::GradMpc),
-            ["planner.flavour=\"paper\"", "planner.iterations=40"]
+            Scale::Paper.eval_settings(paper),
+            [&algorithm_1[..], &["planner.iterations=40"]].concat()
         );
-        assert_eq!(eval_settings(PlannerKind::Cem), ["planner.iterations=10"]);
-        assert!(eval_settings(PlannerKind::Policy).is_empty());
+        // Below the paper scale Algorithm 1 runs at I 10 (its I 40 is 10× CEM's time on a CPU).
+        assert_eq!(
+            Scale::State.eval_settings(paper),
+            [&algorithm_1[..], &["planner.iterations=10"]].concat()
+        );
+        assert_eq!(
+            Scale::Cpu.eval_settings(BenchPlanner::GRAD_MPC),
+            ["planner.kind=\"grad-mpc\"", "planner.flavour=\"robust\"", "planner.iterations=2"]
+        );
+        assert_eq!(
+            Scale::Cpu.eval_settings(BenchPlanner::CEM),
+            ["planner.kind=\"cem\"", "planner.iterations=10"]
+        );
+        assert_eq!(Scale::Paper.eval_settings(BenchPlanner::POLICY), ["planner.kind=\"policy\""]);
+    }
+
+    #[test]
+    fn planner_names_round_trip_and_grad_mpc_means_the_robust_flavour() {
+        for p in BenchPlanner::ALL {
+            assert_eq!(p.name().parse::<BenchPlanner>().unwrap(), p);
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.name()));
+            assert_eq!(serde_json::from_str::<BenchPlanner>(&json).unwrap(), p);
+        }
+        let g: BenchPlanner = "grad-mpc".parse().unwrap();
+        assert_eq!(g.flavour(), Some(GradMpcFlavour::Robust));
+        assert_eq!(BenchPlanner::CEM.flavour(), None);
+        let err = "grad-mpc-robust".parse::<BenchPlanner>().unwrap_err().to_string();
+        assert!(err.contains("grad-mpc-paper") && err.contains("random-shooting"), "{err}");
+    }
+
+    #[test]
+    fn grad_mpc_trains_at_its_own_iterations_capped_by_the_preset() {
+        let p = Protocol::new(
+            Table::One,
+            Scale::State,
+            vec!["cartpole-swingup".into()],
+            vec![0],
+            vec![BenchPlanner::CEM, BenchPlanner::GRAD_MPC, BenchPlanner::GRAD_MPC_PAPER],
+            vec![],
+        )
+        .unwrap();
+        let jobs = p.jobs();
+        let iterations = |j: &Job| j.overrides.iter().find(|o| o.starts_with("planner.iterations=")).cloned();
+        // CEM keeps the cpu preset's I 6; robust collects at its I 2, the paper flavour at the preset's 6.
+        assert_eq!(iterations(&jobs[0]), None);
+        assert_eq!(iterations(&jobs[1]).as_deref(), Some("planner.iterations=2"));
+        assert_eq!(iterations(&jobs[2]).as_deref(), Some("planner.iterations=6"));
+        assert_eq!(jobs[2].run_dir, PathBuf::from("table1/cartpole-swingup/grad-mpc-paper/seed0"));
+        assert!(jobs[1].overrides.contains(&"train.collect_interval=100".to_string()));
+        assert_eq!(jobs[1].total_env_steps, 50_000);
+        // Table 1's evaluations: every model-only planner, both flavours of Grad-MPC.
+        assert_eq!(jobs[0].eval_planners.len(), 6);
+        assert_eq!(train_iterations(BenchPlanner::GRAD_MPC_PAPER, None), Some(40));
+        for job in &jobs {
+            gradplan_config::RunConfig::resolve(&job.preset, None, &job.overrides).unwrap();
+        }
     }
 
     #[test]
     fn wrong_planners_for_a_table_are_refused() {
-        let err = Protocol::new(Table::Two, Scale::Debug, vec![], vec![], vec![PlannerKind::Cem], vec![]);
+        let err = Protocol::new(Table::Two, Scale::Debug, vec![], vec![], vec![BenchPlanner::CEM], vec![]);
         assert!(err.unwrap_err().to_string().contains("Table 2"));
-        let err = Protocol::new(Table::One, Scale::Debug, vec![], vec![], vec![], vec![PlannerKind::Policy]);
+        let err = Protocol::new(Table::One, Scale::Debug, vec![], vec![], vec![], vec![BenchPlanner::POLICY]);
         assert!(err.unwrap_err().to_string().contains("--table 2"));
         let err = Protocol::new(Table::One, Scale::Debug, vec![], vec![1, 1], vec![], vec![]);
         assert!(err.unwrap_err().to_string().contains("twice"));
+        let twice = vec![BenchPlanner::GRAD_MPC, BenchPlanner::GRAD_MPC];
+        let err = Protocol::new(Table::One, Scale::Debug, vec![], vec![], vec![], twice);
+        assert!(err.unwrap_err().to_string().contains("twice in --eval-planners"));
         assert!("huge".parse::<Scale>().is_err());
         assert!(Table::from_number(3).is_err());
     }

@@ -2,9 +2,8 @@
 //! the tables and plots made from a directory of them.
 
 use crate::paper;
-use crate::protocol::{eval_iterations, Job, Protocol, Scale, Table};
+use crate::protocol::{BenchPlanner, Job, Protocol, Scale, Table};
 use crate::{write_atomic, Error, Result};
-use gradplan_config::PlannerKind;
 use gradplan_report::{Band, Figure, LineStyle, Point, Series};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,8 +18,8 @@ pub const HARNESS_DIR: &str = "harness";
 pub struct EvalRecord {
     pub job: String,
     pub task: String,
-    pub trained_with: PlannerKind,
-    pub planner: PlannerKind,
+    pub trained_with: BenchPlanner,
+    pub planner: BenchPlanner,
     /// Optimisation iterations I the planner ran with.
     #[serde(default)]
     pub iterations: usize,
@@ -53,7 +52,7 @@ pub struct JobDone {
     pub finished_at: u64,
 }
 
-pub fn eval_path(run_dir: &Path, planner: PlannerKind) -> PathBuf {
+pub fn eval_path(run_dir: &Path, planner: BenchPlanner) -> PathBuf {
     run_dir.join(HARNESS_DIR).join(format!("eval-{}.json", planner.name()))
 }
 
@@ -79,7 +78,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 
-pub fn read_eval(run_dir: &Path, planner: PlannerKind) -> Result<Option<EvalRecord>> {
+pub fn read_eval(run_dir: &Path, planner: BenchPlanner) -> Result<Option<EvalRecord>> {
     read_json(&eval_path(run_dir, planner))
 }
 
@@ -151,7 +150,7 @@ impl Collected {
     }
 
     /// Records of `task`, trained with `trained`, evaluated with `planner`, one per seed.
-    pub fn cell(&self, task: &str, trained: PlannerKind, planner: PlannerKind) -> Vec<&EvalRecord> {
+    pub fn cell(&self, task: &str, trained: BenchPlanner, planner: BenchPlanner) -> Vec<&EvalRecord> {
         self.evals
             .iter()
             .filter(|r| r.task == task && r.trained_with == trained && r.planner == planner)
@@ -223,25 +222,13 @@ fn published(p: Option<paper::Published>) -> String {
     p.map_or("—".into(), |p| format!("{:.1} ± {:.1}", p.mean, p.std))
 }
 
-fn planner_title(p: PlannerKind) -> &'static str {
-    match p {
-        PlannerKind::Cem => "CEM",
-        PlannerKind::GradMpc => "Grad-MPC",
-        PlannerKind::Mppi => "MPPI",
-        PlannerKind::GradCem => "GradCEM",
-        PlannerKind::RandomShooting => "Random shooting",
-        PlannerKind::Policy => "Pure policy",
-        PlannerKind::PolicyGradMpc => "Policy+Grad-MPC",
-    }
-}
-
 /// How a model's training is named: the planner it collected with, or Dreamer for the
 /// actor-trained runs.
-fn trained_title(p: PlannerKind) -> &'static str {
-    if p.uses_policy() {
+fn trained_title(p: BenchPlanner) -> &'static str {
+    if p.kind().uses_policy() {
         "Dreamer"
     } else {
-        planner_title(p)
+        p.title()
     }
 }
 
@@ -272,7 +259,7 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
              pipeline; they are not comparable with the paper's.**\n",
             protocol.scale,
             budget.preset,
-            if protocol.scale == Scale::Cpu { ", state observations instead of pixels" } else { "" },
+            if matches!(protocol.scale, Scale::Cpu | Scale::State) { ", state observations instead of pixels" } else { "" },
             budget.total_env_steps
         );
     }
@@ -305,14 +292,21 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
     );
     match protocol.table {
         Table::One => {
+            // The paper's column is Algorithm 1 collecting the data and planning; a protocol
+            // that trains only with the robust flavour shows that one, named in the header.
+            let grad = [BenchPlanner::GRAD_MPC_PAPER, BenchPlanner::GRAD_MPC]
+                .into_iter()
+                .find(|p| protocol.train_planners.contains(p))
+                .unwrap_or(BenchPlanner::GRAD_MPC_PAPER);
+            let flavour = if grad == BenchPlanner::GRAD_MPC { " (ours: robust)" } else { " (ours)" };
             let _ = writeln!(
                 s,
-                "| Task | SAC† | CURL† | PlaNet† | Dreamer† | Grad-MPC† | PlaNet (ours: CEM) | Grad-MPC (ours) | n |"
+                "| Task | SAC† | CURL† | PlaNet† | Dreamer† | Grad-MPC† | PlaNet (ours: CEM) | Grad-MPC{flavour} | n |"
             );
             let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
             for task in &protocol.tasks {
-                let ours_cem = Summary::of(&c.cell(task, PlannerKind::Cem, PlannerKind::Cem));
-                let ours_grad = Summary::of(&c.cell(task, PlannerKind::GradMpc, PlannerKind::GradMpc));
+                let ours_cem = Summary::of(&c.cell(task, BenchPlanner::CEM, BenchPlanner::CEM));
+                let ours_grad = Summary::of(&c.cell(task, grad, grad));
                 let pubs: Vec<String> =
                     paper::TABLE1_METHODS.iter().map(|m| published(paper::table1(task, m))).collect();
                 let n = [ours_cem, ours_grad].iter().flatten().map(|s| s.n).max().unwrap_or(0);
@@ -336,9 +330,9 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
             let _ = writeln!(s, "| Task | Pure policy† | Policy+Grad-MPC† | Pure policy (ours) | Policy+Grad-MPC (ours) | n |");
             let _ = writeln!(s, "|---|---|---|---|---|---|");
             for task in &protocol.tasks {
-                let ours: Vec<Option<Summary>> = [PlannerKind::Policy, PlannerKind::PolicyGradMpc]
+                let ours: Vec<Option<Summary>> = [BenchPlanner::POLICY, BenchPlanner::POLICY_GRAD_MPC]
                     .iter()
-                    .map(|p| Summary::of(&c.cell(task, PlannerKind::Policy, *p)))
+                    .map(|p| Summary::of(&c.cell(task, BenchPlanner::POLICY, *p)))
                     .collect();
                 let pubs: Vec<String> =
                     paper::TABLE2_METHODS.iter().map(|m| published(paper::table2(task, m))).collect();
@@ -369,10 +363,11 @@ fn planner_matrix(s: &mut String, protocol: &Protocol, c: &Collected) {
         .iter()
         .map(|&p| {
             // The pure policy does not iterate, whatever a preset's I says.
-            let i = c.evals.iter().find(|r| r.planner == p).map_or(eval_iterations(p), |r| r.iterations);
-            match (eval_iterations(p), i) {
-                (0, _) | (_, 0) => planner_title(p).to_owned(),
-                (_, i) => format!("{} (I {i})", planner_title(p)),
+            let own = protocol.scale.eval_iterations(p);
+            let i = c.evals.iter().find(|r| r.planner == p).map_or(own, |r| r.iterations);
+            match (own, i) {
+                (0, _) | (_, 0) => p.title().to_owned(),
+                (_, i) => format!("{} (I {i})", p.title()),
             }
         })
         .collect();
@@ -461,7 +456,7 @@ pub fn plot_tasks(out: &Path, protocol: &Protocol, jobs: &[Job]) -> Result<Vec<P
             let seeds = curves.iter().filter(|c| !c.is_empty()).count();
             let (points, band) = mean_band(&curves);
             series.push(Series {
-                label: format!("{} ({seeds} seeds)", planner_title(planner)),
+                label: format!("{} ({seeds} seeds)", trained_title(planner)),
                 points,
                 band,
                 style: LineStyle::Solid,
@@ -500,8 +495,8 @@ mod tests {
 
     fn record(
         task: &str,
-        trained: PlannerKind,
-        planner: PlannerKind,
+        trained: BenchPlanner,
+        planner: BenchPlanner,
         seed: u64,
         returns: Vec<f64>,
     ) -> EvalRecord {
@@ -510,7 +505,7 @@ mod tests {
             task: task.into(),
             trained_with: trained,
             planner,
-            iterations: eval_iterations(planner),
+            iterations: Scale::Debug.eval_iterations(planner),
             seed,
             eval_seed: 1_000_000 + seed,
             return_mean: returns.iter().sum::<f64>() / returns.len() as f64,
@@ -526,8 +521,8 @@ mod tests {
 
     #[test]
     fn pooled_summary_is_over_every_episode_of_every_seed() {
-        let a = record("cartpole-swingup", PlannerKind::Cem, PlannerKind::Cem, 0, vec![1.0, 3.0]);
-        let b = record("cartpole-swingup", PlannerKind::Cem, PlannerKind::Cem, 1, vec![5.0, 7.0]);
+        let a = record("cartpole-swingup", BenchPlanner::CEM, BenchPlanner::CEM, 0, vec![1.0, 3.0]);
+        let b = record("cartpole-swingup", BenchPlanner::CEM, BenchPlanner::CEM, 1, vec![5.0, 7.0]);
         let s = Summary::of(&[&a, &b]).unwrap();
         assert_eq!((s.n, s.seeds), (4, 2));
         assert!((s.mean - 4.0).abs() < 1e-12);
@@ -550,8 +545,8 @@ mod tests {
         let c = Collected {
             evals: vec![record(
                 "cartpole-swingup",
-                PlannerKind::GradMpc,
-                PlannerKind::GradMpc,
+                BenchPlanner::GRAD_MPC_PAPER,
+                BenchPlanner::GRAD_MPC_PAPER,
                 0,
                 vec![10.0, 20.0],
             )],
@@ -564,8 +559,33 @@ mod tests {
         assert!(row.contains("470.0 ± 55.0 | — | 15.0 ± 5.0 | 2 |"), "{row}");
         let reacher = md.lines().find(|l| l.starts_with("| reacher-easy | 145.0")).unwrap();
         assert!(reacher.contains("| — | — | 0 |"), "{reacher}");
-        assert!(md.contains("| cartpole-swingup | Grad-MPC | — | 15.0 ± 5.0 (2 ms) |"), "{md}");
-        assert!(md.contains("| CEM (I 10) | Grad-MPC (I 40) |"), "{md}");
+        // Rows: trained with; columns: every model-only planner, both Grad-MPC flavours.
+        assert!(md.contains("| cartpole-swingup | Grad-MPC paper | — | — | 15.0 ± 5.0 (2 ms) |"), "{md}");
+        assert!(md.contains("| CEM (I 10) | Grad-MPC robust (I 2) | Grad-MPC paper (I 10) |"), "{md}");
+        assert!(md.contains("| PlaNet (ours: CEM) | Grad-MPC (ours) | n |"), "{md}");
+        // Trained with the robust flavour only: the headline shows it, and says so.
+        let robust = Protocol::new(
+            Table::One,
+            Scale::State,
+            vec!["cartpole-swingup".into()],
+            vec![0],
+            vec![BenchPlanner::CEM, BenchPlanner::GRAD_MPC],
+            vec![BenchPlanner::GRAD_MPC],
+        )
+        .unwrap();
+        let rc = Collected {
+            evals: vec![record(
+                "cartpole-swingup",
+                BenchPlanner::GRAD_MPC,
+                BenchPlanner::GRAD_MPC,
+                0,
+                vec![30.0],
+            )],
+            done: BTreeMap::new(),
+        };
+        let md = results_md(&robust, &robust.jobs(), &rc, &Provenance::default());
+        assert!(md.contains("| Grad-MPC (ours: robust) | n |"), "{md}");
+        assert!(md.contains("| — | 30.0 ± 0.0 | 1 |"), "{md}");
         let csv = results_csv(&protocol, &c);
         assert_eq!(csv.lines().count(), 2);
         assert!(csv.lines().nth(1).unwrap().ends_with(",800,10.000 20.000"));
@@ -580,7 +600,7 @@ mod tests {
             vec!["cartpole-swingup".into()],
             vec![0],
             vec![],
-            vec![PlannerKind::Cem],
+            vec![BenchPlanner::CEM],
         )
         .unwrap();
         let job = &protocol.jobs()[0];
@@ -595,11 +615,11 @@ mod tests {
         };
         write_json(&done_path(dir.path()), &done).unwrap();
         assert!(!is_complete(dir.path(), job).unwrap(), "done.json alone is not enough");
-        let rec = record("cartpole-swingup", job.trained_with, PlannerKind::Cem, 0, vec![1.0]);
-        write_json(&eval_path(dir.path(), PlannerKind::Cem), &rec).unwrap();
+        let rec = record("cartpole-swingup", job.trained_with, BenchPlanner::CEM, 0, vec![1.0]);
+        write_json(&eval_path(dir.path(), BenchPlanner::CEM), &rec).unwrap();
         assert!(is_complete(dir.path(), job).unwrap());
         let mut more = job.clone();
-        more.eval_planners.push(PlannerKind::Mppi);
+        more.eval_planners.push(BenchPlanner::of(gradplan_config::PlannerKind::Mppi));
         assert!(!is_complete(dir.path(), &more).unwrap());
         std::fs::write(done_path(dir.path()), "{ not json").unwrap();
         assert!(is_complete(dir.path(), job).unwrap_err().to_string().contains("delete it"));

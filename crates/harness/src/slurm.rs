@@ -143,7 +143,7 @@ mod tests {
         .unwrap();
         let lines = std::fs::read_to_string(&s.jobs).unwrap();
         assert_eq!(lines.lines().count(), 30);
-        assert!(lines.lines().next().unwrap().ends_with("--job t1-cartpole-swingup-grad-mpc-s0"));
+        assert!(lines.lines().next().unwrap().ends_with("--job t1-cartpole-swingup-grad-mpc-paper-s0"));
         let array = std::fs::read_to_string(&s.array).unwrap();
         assert!(array.contains("#SBATCH --array=0-29%10"));
         assert!(array.contains("#SBATCH --gres=gpu:1"));

@@ -303,7 +303,11 @@ impl WorldModel {
         let reward = reward_err.sum(Kind::Float) / valid.sum(Kind::Float).clamp_min(1.0);
         let kl_t = observed.posterior.kl(&observed.prior); // [T, B]
         let kl = kl_t.clamp_min(self.cfg.free_nats).mean(Kind::Float);
-        let mut total = &observation + &reward + &kl;
+        let mut total = if self.cfg.obs_loss_scale == 1.0 {
+            &observation + &reward + &kl
+        } else {
+            &observation * self.cfg.obs_loss_scale + &reward + &kl
+        };
         if self.cfg.global_kl_beta != 0.0 {
             let standard = Gaussian {
                 mean: observed.posterior.mean.zeros_like(),
@@ -750,6 +754,28 @@ mod tests {
         }
         assert_eq!(l.overshooting_kl.double_value(&[]), 0.0);
         assert_eq!(l.overshooting_reward.double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn the_observation_weight_scales_only_the_observation_term() {
+        let _stream = crate::seeded(0);
+        let mut m = WorldModel::new(&tiny(), ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
+        let batch = random_batch(6, 3, 5, 2);
+        tch::manual_seed(3);
+        let l = m.loss(&batch).unwrap();
+        m.cfg.obs_loss_scale = 50.0;
+        tch::manual_seed(3);
+        let h = m.loss(&batch).unwrap();
+        // Same terms (reported unweighted), total = 50·obs + reward + KL.
+        for (a, b) in [(&l.observation, &h.observation), (&l.reward, &h.reward), (&l.kl, &h.kl)] {
+            assert!(a.equal(b), "{a:?} vs {b:?}");
+        }
+        let want = (&h.observation * 50.0 + &h.reward + &h.kl).double_value(&[]);
+        let got = h.total.double_value(&[]);
+        assert!((got - want).abs() < 1e-5 * want.abs(), "{got} vs {want}");
+        assert!(got > l.total.double_value(&[]));
+        let bad = ModelConfig { obs_loss_scale: 0.0, ..tiny() };
+        assert!(bad.validate().unwrap_err().to_string().contains("obs_loss_scale"));
     }
 
     #[test]

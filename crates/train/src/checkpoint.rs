@@ -82,7 +82,7 @@ pub fn find_latest(run_dir: &Path) -> Result<Option<Found>> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(newest_complete(run_dir)?.map(|dir| {
             let note = format!(
-                "{} is missing; continuing from {}, the newest complete checkpoint",
+                "{} is missing; using {}, the newest complete checkpoint",
                 pointer.display(),
                 dir.display()
             );
@@ -95,6 +95,18 @@ pub fn find_latest(run_dir: &Path) -> Result<Option<Found>> {
 /// [`find_latest`]'s directory.
 pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
     Ok(find_latest(run_dir)?.map(|f| f.dir))
+}
+
+/// [`find_latest`]'s directory, printing its note (a missing `LATEST`) on stderr: for the
+/// commands that read a run's model (eval, report, the planner sweep), so that a user
+/// learns which checkpoint they got.
+pub fn latest_noted(run_dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(find_latest(run_dir)?.map(|f| {
+        if let Some(note) = &f.note {
+            eprintln!("note: {note}");
+        }
+        f.dir
+    }))
 }
 
 /// The complete checkpoint directory (`ep-NNNNNN` holding its state file) with the most

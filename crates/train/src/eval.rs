@@ -240,7 +240,7 @@ pub(crate) fn load_run(
 ) -> Result<LoadedRun> {
     let device = device.resolve()?;
     gradplan_backend::set_threads(threads.unwrap_or(cfg.threads));
-    let checkpoint = checkpoint::latest(run_dir)?.ok_or_else(|| {
+    let checkpoint = checkpoint::latest_noted(run_dir)?.ok_or_else(|| {
         Error::RunDir(format!(
             "{} has no checkpoint yet (a run writes one every train.checkpoint_interval = {} episodes); \
              continue it with `gradplan resume --run-dir {}`",

@@ -58,7 +58,7 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     let cfg = read_run_config(run_dir)?;
     gradplan_backend::set_threads(opts.threads);
     let device = opts.device.resolve()?;
-    let ckpt = checkpoint::latest(run_dir)?
+    let ckpt = checkpoint::latest_noted(run_dir)?
         .ok_or_else(|| Error::RunDir(format!("{} has no checkpoint yet", run_dir.display())))?;
     let replay = Replay::load(ckpt.join(REPLAY_FILE))?;
     let obs = match replay.obs_spec() {

@@ -10,10 +10,10 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{EnvConfig, ObsKind, PlannerKind, RunConfig};
+use gradplan_config::{EnvConfig, ObsKind, RunConfig};
 use gradplan_harness::results::{self, Collected, EvalRecord, JobDone, Provenance};
 use gradplan_harness::slurm::{self, SlurmOptions};
-use gradplan_harness::{claim_dir, Job, JobLock, Protocol, Scale, Table};
+use gradplan_harness::{claim_dir, BenchPlanner, Job, JobLock, Protocol, Scale, Table};
 use gradplan_train::checkpoint;
 use gradplan_train::{EvalOptions, RunOptions, Trainer};
 use std::path::{Path, PathBuf};
@@ -37,16 +37,19 @@ pub struct DmcArgs {
     /// Seeds (default: 0,1,2 as in the paper).
     #[arg(long, value_delimiter = ',')]
     seeds: Vec<u64>,
-    /// Planners the models are trained with (default: grad-mpc,cem for Table 1; policy for
-    /// Table 2).
+    /// Planners the models are trained with (default: grad-mpc-paper,cem for Table 1;
+    /// policy for Table 2). Names: cem, grad-mpc (the robust flavour), grad-mpc-paper
+    /// (Algorithm 1), mppi, grad-cem, random-shooting, policy, policy-grad-mpc.
     #[arg(long, value_delimiter = ',')]
-    planners: Vec<PlannerKind>,
-    /// Planners every final model is evaluated with (default: cem, grad-mpc, mppi,
-    /// grad-cem, random-shooting for Table 1; policy, policy-grad-mpc for Table 2).
+    planners: Vec<BenchPlanner>,
+    /// Planners every final model is evaluated with (default for Table 1: cem, grad-mpc,
+    /// grad-mpc-paper, mppi, grad-cem, random-shooting; for Table 2: policy,
+    /// policy-grad-mpc).
     #[arg(long, value_delimiter = ',')]
-    eval_planners: Vec<PlannerKind>,
-    /// debug, cpu or paper: `paper` is the paper's protocol; the others shrink every budget
-    /// for a smoke run of the whole pipeline (the report says which produced it).
+    eval_planners: Vec<BenchPlanner>,
+    /// debug, cpu, state or paper: `paper` is the paper's protocol; the others shrink every
+    /// budget (cpu: state observations, 20k env steps; state: the same model, 50k env steps
+    /// and 100 updates per episode), and the report says which produced it.
     #[arg(long, default_value = "paper")]
     scale: String,
     /// Jobs run at once on this machine, each its own process.
@@ -332,8 +335,8 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
         }
         let started = Instant::now();
         let opts = EvalOptions {
-            planner: Some(planner),
-            overrides: gradplan_harness::protocol::eval_settings(planner),
+            planner: Some(planner.kind()),
+            overrides: protocol.eval_settings(planner),
             episodes: job.eval_episodes,
             seed: job.eval_seed,
             device: Some(protocol.device.clone()),
