@@ -1,5 +1,7 @@
 //! Shared build script: embeds a RUNPATH so that binaries and test executables load the
-//! libpython and libtorch they were linked against, without LD_LIBRARY_PATH.
+//! libpython, libtorch and libmujoco they were linked against, without LD_LIBRARY_PATH.
+//! (Link arguments of `gradplan-mujoco`'s own build script reach only its own targets, so
+//! every crate above it that builds an executable needs the MuJoCo entry here too.)
 //!
 //! Without it the loader falls back to the system search path and silently picks Debian's
 //! libpython 3.11.2 instead of the pyenv CPython the `.venv` was made from. RUNPATH (new
@@ -7,6 +9,8 @@
 //! how a binary built here is pointed at another machine's libtorch.
 use std::path::PathBuf;
 use std::process::Command;
+
+include!("mujoco_dir.rs");
 
 fn main() {
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
@@ -31,6 +35,7 @@ fn main() {
     if let Ok(libtorch) = std::env::var("LIBTORCH") {
         dirs.push(PathBuf::from(libtorch).join("lib"));
     }
+    dirs.extend(mujoco_lib_dir());
     println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");
     for dir in dirs {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());

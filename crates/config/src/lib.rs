@@ -89,6 +89,41 @@ impl std::str::FromStr for ObsKind {
     }
 }
 
+/// Which implementation runs a dm_control task (`env.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvBackend {
+    /// dm_control 1.0.50 itself, through an embedded CPython: every task, pixels and state.
+    #[default]
+    Dmc,
+    /// The task reimplemented in Rust on libmujoco 3.17.0, without Python: state
+    /// observations only, and only the tasks ported so far (`gradplan-env`'s `suite`).
+    Native,
+}
+
+impl fmt::Display for EnvBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EnvBackend::Dmc => "dmc",
+            EnvBackend::Native => "native",
+        })
+    }
+}
+
+impl std::str::FromStr for EnvBackend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "dmc" => Ok(EnvBackend::Dmc),
+            "native" => Ok(EnvBackend::Native),
+            other => Err(Error::Invalid {
+                key: "env.backend".into(),
+                reason: format!("`{other}` is not an environment backend; use `dmc` or `native`"),
+            }),
+        }
+    }
+}
+
 /// How a 64×64 frame is produced from the simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -145,6 +180,10 @@ pub struct EnvConfig {
     pub episode_steps: usize,
     /// Camera id; `None` takes camera 0 (camera 2 for quadruped).
     pub camera: Option<i64>,
+    /// What runs a dm_control task: `dmc` (default; dm_control through Python) or `native`
+    /// (the same task in Rust on MuJoCo, bit-identical in state, reward and observation, no
+    /// Python; state observations only). Ignored by the `native_` toy tasks.
+    pub backend: EnvBackend,
 }
 
 impl Default for EnvConfig {
@@ -157,6 +196,7 @@ impl Default for EnvConfig {
             action_repeat: None,
             episode_steps: 1000,
             camera: None,
+            backend: EnvBackend::Dmc,
         }
     }
 }
@@ -176,6 +216,13 @@ impl EnvConfig {
         }
         if self.episode_steps == 0 {
             return Err(invalid("env.episode_steps", "must be at least 1"));
+        }
+        if self.backend == EnvBackend::Native && self.obs == ObsKind::Pixels {
+            return Err(invalid(
+                "env.backend",
+                "the native MuJoCo backend has state observations only (no renderer yet); \
+                 use `env.obs = \"state\"`, or `env.backend = \"dmc\"` for pixels",
+            ));
         }
         Ok(())
     }
@@ -387,5 +434,24 @@ mod tests {
         assert_eq!("direct".parse::<PixelMode>().unwrap(), PixelMode::Direct);
         let err = "pixel".parse::<ObsKind>().unwrap_err().to_string();
         assert!(err.contains("pixels"), "{err}");
+    }
+
+    #[test]
+    fn backend_defaults_to_dmc_and_native_needs_state_observations() {
+        assert_eq!(EnvConfig::default().backend, EnvBackend::Dmc);
+        // Configurations written before the key existed still load.
+        let old: EnvConfig = toml::from_str("task = 'cartpole-swingup'\nobs = 'state'").unwrap();
+        assert_eq!(old.backend, EnvBackend::Dmc);
+        let native: EnvConfig = toml::from_str("obs = 'state'\nbackend = 'native'").unwrap();
+        assert_eq!(native.backend, EnvBackend::Native);
+        assert!(native.validate().is_ok());
+        let text = toml::to_string(&native).unwrap();
+        assert_eq!(toml::from_str::<EnvConfig>(&text).unwrap(), native);
+        let pixels = EnvConfig { backend: EnvBackend::Native, ..Default::default() };
+        let err = pixels.validate().unwrap_err().to_string();
+        assert!(err.contains("env.backend") && err.contains("state observations only"), "{err}");
+        assert_eq!("native".parse::<EnvBackend>().unwrap(), EnvBackend::Native);
+        let err = "mujoco".parse::<EnvBackend>().unwrap_err().to_string();
+        assert!(err.contains("env.backend") && err.contains("`dmc` or `native`"), "{err}");
     }
 }

@@ -845,6 +845,10 @@ mod tests {
         .unwrap();
         assert_eq!((cfg.seed, cfg.model.belief_size, cfg.env.task.as_str()), (3, 32, "walker-walk"));
         assert_eq!(cfg.env.obs, crate::ObsKind::State);
+        let native = RunConfig::resolve("cpu", None, &["env.backend=native".into()]).unwrap();
+        assert_eq!(native.env.backend, crate::EnvBackend::Native);
+        let err = RunConfig::resolve("cpu", None, &["env.backend=mujoco".into()]).unwrap_err().to_string();
+        assert!(err.contains("env.backend") && err.contains("native"), "{err}");
         let err = RunConfig::resolve("debug", None, &["model.beleif_size=32".into()]).unwrap_err();
         assert!(err.to_string().contains("beleif_size"), "{err}");
         assert!(RunConfig::resolve("debug", None, &["model.belief_size=-1".into()]).is_err());

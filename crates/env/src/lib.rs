@@ -5,6 +5,9 @@
 //! * [`dmc::DmcEnv`]: the real DeepMind Control Suite (dm_control 1.0.50, MuJoCo 3.17.0),
 //!   driven through an embedded CPython; rewards and frames are bit-identical to a Python user
 //!   of `dm_control.suite` with the same seed and actions.
+//! * [`suite::NativeSuiteEnv`]: dm_control tasks reimplemented in Rust on libmujoco 3.17.0
+//!   (`env.backend = "native"`, behind the default `mujoco` feature): no Python, and the same
+//!   initial states, rewards and state observations as dm_control, bit for bit.
 //! * [`native`]: small environments written in Rust with pixel rendering and a known good
 //!   policy, so everything above the environment can be tested fast and without Python.
 //! * [`preprocess`]: PlaNet's 5-bit image preprocessing.
@@ -14,12 +17,16 @@ pub mod dmc;
 pub mod native;
 pub mod preprocess;
 mod spec;
+#[cfg(feature = "mujoco")]
+pub mod suite;
 mod tasks;
+#[cfg(any(feature = "dmc", feature = "mujoco"))]
+mod venv;
 
 pub use spec::{decisions_per_episode, ActionSpec, Env, Frame, Obs, ObsSpec, Step};
 pub use tasks::{TaskName, NATIVE_PREFIX, PAPER_TASKS};
 
-use gradplan_config::EnvConfig;
+use gradplan_config::{EnvBackend, EnvConfig};
 
 /// Everything that can go wrong in an environment.
 #[derive(Debug, thiserror::Error)]
@@ -54,17 +61,43 @@ pub enum Error {
     Config(#[from] gradplan_config::Error),
     #[error("environment backend failed: {0}")]
     Backend(String),
+    #[error("cannot load the native dm_control task: {0}")]
+    NativeAssets(String),
+    #[error(
+        "the native MuJoCo backend has state observations only and cannot render; use \
+         `env.backend = \"dmc\"` for pixels and videos"
+    )]
+    NativePixels,
+    #[cfg(feature = "mujoco")]
+    #[error("MuJoCo: {0}")]
+    Mujoco(#[from] gradplan_mujoco::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Builds the environment a configuration names: native tasks in Rust, everything else
-/// through dm_control.
+/// Builds the environment a configuration names: the `native_` toy tasks in Rust, a
+/// dm_control task through dm_control (`env.backend = "dmc"`) or natively on MuJoCo
+/// (`env.backend = "native"`).
 pub fn make_env(cfg: &EnvConfig) -> Result<Box<dyn Env>> {
     cfg.validate()?;
     let name = TaskName::parse(&cfg.task)?;
     if name.is_native() {
         return Ok(Box::new(native::make(&name, cfg)?));
+    }
+    if cfg.backend == EnvBackend::Native {
+        #[cfg(feature = "mujoco")]
+        {
+            return Ok(Box::new(suite::NativeSuiteEnv::new(cfg)?));
+        }
+        #[cfg(not(feature = "mujoco"))]
+        {
+            return Err(Error::UnknownTask {
+                name: cfg.task.clone(),
+                hint: "this build has no native MuJoCo backend (built without the `mujoco` \
+                       feature); use `env.backend = \"dmc\"`"
+                    .into(),
+            });
+        }
     }
     #[cfg(feature = "dmc")]
     {

@@ -1,0 +1,298 @@
+//! dm_control.suite tasks reimplemented in Rust on libmujoco 3.17.0 (`env.backend =
+//! "native"`): no Python at run time, and for the same seed and actions the same initial
+//! state, rewards and state observations as dm_control 1.0.50, bit for bit.
+//!
+//! Parity comes from doing exactly what dm_control does, in the same order: the task's XML
+//! and its `common/` includes are read from the dm_control package itself and compiled by the
+//! same MuJoCo; the initial state is drawn from a clone of `np.random.RandomState`
+//! ([`random`]); `Environment.reset` and `Environment.step` are repeated call for call
+//! (reset, forward without actuation, the task's initialisation, forward again; controls,
+//! `mj_step` + `mj_step1`, reward, observation); rewards use `rewards.tolerance` with
+//! numpy's order of operations ([`rewards`]). Tested against dm_control in the same process
+//! in `tests/native_vs_dmc.rs`.
+//!
+//! State observations only: pixels need MuJoCo's renderer, which this backend does not
+//! drive yet (`env.backend = "dmc"` renders).
+
+mod cartpole;
+pub mod random;
+pub mod rewards;
+
+use crate::spec::{ActionSpec, Env, Frame, Obs, ObsSpec, Step};
+use crate::tasks::TaskName;
+use crate::{Error, Result};
+use gradplan_config::EnvConfig;
+use gradplan_mujoco::{Asset, Model, Physics};
+use random::RandomState;
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming a copy of dm_control's `suite/` directory (the task XML
+/// files and `common/`), for machines without the project's `.venv/`.
+pub const ASSETS_VAR: &str = "GRADPLAN_DMC_ASSETS";
+
+/// The tasks this backend implements, as `domain-task`.
+pub const NATIVE_SUITE_TASKS: [&str; 4] =
+    ["cartpole-swingup", "cartpole-swingup_sparse", "cartpole-balance", "cartpole-balance_sparse"];
+
+/// The files dm_control's `suite/common/__init__.py` hands MuJoCo with every model, under
+/// the names the task XMLs include them by.
+const COMMON_ASSETS: [&str; 3] = ["./common/materials.xml", "./common/skybox.xml", "./common/visual.xml"];
+
+/// One dm_control task: what `base.Task` subclasses define, on a [`Physics`].
+trait SuiteTask: Send {
+    /// `initialize_episode`: sets the initial state, drawing from the task's RandomState.
+    fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState);
+    /// `get_observation`, flattened in the dict's key order (as our dm_control backend
+    /// flattens it), in f64.
+    fn observation(&self, physics: &Physics) -> Vec<f64>;
+    /// `get_reward`.
+    fn reward(&self, physics: &Physics) -> f64;
+    /// `get_termination`: `Some(discount)` ends the episode.
+    fn termination(&self, _physics: &Physics) -> Option<f64> {
+        None
+    }
+}
+
+/// A loaded task: its physics, its task object and the episode length dm_control gives it.
+struct Loaded {
+    physics: Physics,
+    task: Box<dyn SuiteTask>,
+    /// `time_limit` in seconds (the domain's `_DEFAULT_TIME_LIMIT`).
+    time_limit: f64,
+}
+
+/// dm_control's `suite/` directory: `$GRADPLAN_DMC_ASSETS`, else the installed dm_control
+/// package in the project's virtualenv.
+pub fn suite_dir() -> Result<PathBuf> {
+    let how = format!(
+        "set {ASSETS_VAR} to a copy of dm_control 1.0.50's `dm_control/suite/` directory (on a \
+         machine without Python, unpack it from the dm_control-1.0.50 wheel, e.g. one fetched \
+         elsewhere with `pip download dm_control==1.0.50 --no-deps`), or run scripts/setup.sh"
+    );
+    if let Some(dir) = std::env::var_os(ASSETS_VAR) {
+        let dir = PathBuf::from(dir);
+        return if dir.join("common").is_dir() {
+            Ok(dir)
+        } else {
+            Err(Error::NativeAssets(format!("{ASSETS_VAR}={} has no common/ folder; {how}", dir.display())))
+        };
+    }
+    let venv = crate::venv::find_venv()
+        .map_err(|e| Error::NativeAssets(format!("dm_control's task files were not found ({e}); {how}")))?;
+    let lib = venv.join("lib");
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .map(|p| p.join("site-packages").join("dm_control").join("suite"))
+        .find(|d| d.join("common").is_dir())
+        .ok_or_else(|| Error::NativeAssets(format!("{} has no dm_control package; {how}", venv.display())))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::NativeAssets(format!("could not read {}: {e}", path.display())))
+}
+
+/// Compiles `<suite>/<file>` with the common assets, as `Physics.from_xml_string(
+/// common.read_model(file), common.ASSETS)` does, and runs the constructor's `after_reset`.
+fn load_physics(file: &str) -> Result<Physics> {
+    let dir = suite_dir()?;
+    let xml = String::from_utf8(read(&dir.join(file))?)
+        .map_err(|_| Error::NativeAssets(format!("{} is not UTF-8", dir.join(file).display())))?;
+    let assets = COMMON_ASSETS
+        .iter()
+        .map(|name| Ok(Asset { name: (*name).to_owned(), contents: read(&dir.join(name))? }))
+        .collect::<Result<Vec<_>>>()?;
+    let mut physics = Physics::new(Model::from_xml(&xml, &assets)?)?;
+    physics.forward_without_actuation();
+    Ok(physics)
+}
+
+fn load(name: &TaskName) -> Result<Loaded> {
+    match (name.domain.as_str(), name.task.as_str()) {
+        ("cartpole", task @ ("swingup" | "swingup_sparse" | "balance" | "balance_sparse")) => {
+            let physics = load_physics("cartpole.xml")?;
+            let task = cartpole::Balance::new(
+                physics.model(),
+                cartpole::Variant {
+                    swing_up: task.starts_with("swingup"),
+                    sparse: task.ends_with("_sparse"),
+                },
+            )?;
+            Ok(Loaded { physics, task: Box::new(task), time_limit: cartpole::TIME_LIMIT })
+        }
+        _ => Err(Error::UnknownTask {
+            name: name.to_string(),
+            hint: format!(
+                "the native backend implements {} so far; use `env.backend = \"dmc\"` for the others",
+                NATIVE_SUITE_TASKS.join(", ")
+            ),
+        }),
+    }
+}
+
+/// A native dm_control task with action repeat and time limit, as one [`Env`], behaving as
+/// [`crate::dmc::DmcEnv`] does on the same task.
+pub struct NativeSuiteEnv {
+    name: String,
+    physics: Physics,
+    task: Box<dyn SuiteTask>,
+    random: RandomState,
+    action_spec: ActionSpec,
+    obs_dim: usize,
+    repeat: usize,
+    episode_steps: usize,
+    /// dm_control's `_step_limit`: `time_limit / (timestep × n_sub_steps)`, n_sub_steps = 1.
+    step_limit: f64,
+    /// dm_control's `_step_count` in the current episode.
+    dm_steps: usize,
+    /// Simulator steps taken in the current episode; `None` before the first reset.
+    steps: Option<usize>,
+    ended: bool,
+}
+
+impl NativeSuiteEnv {
+    /// Loads the task named in `cfg` (seeded with 0 until the first `reset(Some(seed))`, as
+    /// the dm_control backend is).
+    pub fn new(cfg: &EnvConfig) -> Result<Self> {
+        cfg.validate()?;
+        let name = TaskName::parse(&cfg.task)?;
+        let Loaded { physics, task, time_limit } = load(&name)?;
+        let step_limit = time_limit / physics.model().timestep();
+        if cfg.episode_steps as f64 > step_limit {
+            return Err(Error::Config(gradplan_config::Error::Invalid {
+                key: "env.episode_steps".into(),
+                reason: format!(
+                    "{} ends its episodes after {step_limit} simulator steps; ask for at most that",
+                    cfg.task
+                ),
+            }));
+        }
+        // dm_control's action spec: ±inf where an actuator's control is not limited.
+        let ranges = physics.model().ctrl_ranges();
+        let action_spec = ActionSpec {
+            low: ranges.iter().map(|r| r.map_or(f32::NEG_INFINITY, |r| r.low as f32)).collect(),
+            high: ranges.iter().map(|r| r.map_or(f32::INFINITY, |r| r.high as f32)).collect(),
+        };
+        let obs_dim = task.observation(&physics).len();
+        Ok(NativeSuiteEnv {
+            name: cfg.task.clone(),
+            physics,
+            task,
+            random: RandomState::new(0),
+            action_spec,
+            obs_dim,
+            repeat: cfg.action_repeat.unwrap_or_else(|| name.default_action_repeat()),
+            episode_steps: cfg.episode_steps,
+            step_limit,
+            dm_steps: 0,
+            steps: None,
+            ended: false,
+        })
+    }
+
+    fn observation(&self) -> Obs {
+        // The dm_control backend flattens in float64 and then casts to float32.
+        Obs::State(self.task.observation(&self.physics).into_iter().map(|x| x as f32).collect())
+    }
+
+    /// dm_control's `Physics.step()` with `legacy_step`: after the step, `mj_step1` brings
+    /// the position- and velocity-dependent fields up to date for the observation. A step
+    /// that raises a MuJoCo warning is an error, as in dm_control.
+    fn physics_step(&mut self) -> Result<()> {
+        let before = self.physics.warnings();
+        if self.physics.model().is_rk4() {
+            self.physics.step();
+        } else {
+            // Euler: the previous mj_step1 already did the first half.
+            self.physics.step2();
+        }
+        self.physics.step1();
+        let new = self.physics.warnings().new_since(&before);
+        if new.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Mujoco(gradplan_mujoco::Error::InvalidState(new.join(", "))))
+        }
+    }
+}
+
+impl Env for NativeSuiteEnv {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn action_spec(&self) -> &ActionSpec {
+        &self.action_spec
+    }
+
+    fn obs_spec(&self) -> ObsSpec {
+        ObsSpec::State { dim: self.obs_dim }
+    }
+
+    fn action_repeat(&self) -> usize {
+        self.repeat
+    }
+
+    fn reset(&mut self, seed: Option<u64>) -> Result<Obs> {
+        if let Some(seed) = seed {
+            let seed = u32::try_from(seed).map_err(|_| {
+                Error::Backend(format!(
+                    "seed {seed} is too large: dm_control seeds numpy's RandomState, which takes 0..2^32"
+                ))
+            })?;
+            self.random = RandomState::new(seed);
+        }
+        // Environment.reset: Physics.reset_context() around the task's initialisation.
+        self.physics.reset_data();
+        self.physics.forward_without_actuation();
+        self.task.initialize_episode(&mut self.physics, &mut self.random);
+        self.physics.forward_without_actuation();
+        self.dm_steps = 0;
+        self.steps = Some(0);
+        self.ended = false;
+        Ok(self.observation())
+    }
+
+    fn step(&mut self, action: &[f32]) -> Result<Step> {
+        let done_steps = self.steps.ok_or(Error::NotReset)?;
+        if self.ended {
+            return Err(Error::EpisodeOver);
+        }
+        let action: Vec<f64> = self.action_spec.clip(action)?.into_iter().map(f64::from).collect();
+        let budget = self.repeat.min(self.episode_steps - done_steps);
+        let mut reward = 0.0;
+        let mut sim_steps = 0;
+        let mut last = false;
+        let mut discount = 1.0;
+        while sim_steps < budget {
+            self.physics.ctrl_mut().copy_from_slice(&action);
+            self.physics_step()?;
+            reward += self.task.reward(&self.physics);
+            self.dm_steps += 1;
+            sim_steps += 1;
+            let end = if self.dm_steps as f64 >= self.step_limit {
+                Some(1.0)
+            } else {
+                self.task.termination(&self.physics)
+            };
+            if let Some(d) = end {
+                last = true;
+                discount = d;
+                break;
+            }
+        }
+        let steps = done_steps + sim_steps;
+        self.steps = Some(steps);
+        let terminated = last && discount == 0.0;
+        let truncated = !terminated && (last || steps >= self.episode_steps);
+        self.ended = terminated || truncated;
+        Ok(Step { obs: self.observation(), reward, terminated, truncated })
+    }
+
+    fn render(&mut self, _height: usize, _width: usize) -> Result<Frame> {
+        Err(Error::NativePixels)
+    }
+}

@@ -1,0 +1,532 @@
+//! MuJoCo 3.17.0 from Rust: the few C functions and struct fields the native dm_control
+//! tasks need, and a safe wrapper around them.
+//!
+//! The library is the `libmujoco.so.3.17.0` that the pinned `mujoco` wheel ships (found by
+//! `build.rs`; `GRADPLAN_MUJOCO_LIB` names another directory). The struct layouts come from
+//! bindgen output generated once from that wheel's headers and committed
+//! (`src/bindings.rs`), so a build needs no libclang; [`Model::from_xml`] refuses to run
+//! against a library of another version, whose layouts could differ.
+//!
+//! dm_control drives MuJoCo through a fixed sequence of calls (reset, forward with
+//! actuation disabled, `mj_step` then `mj_step1` for its "legacy step"); [`Physics`] exposes
+//! those calls one by one so that the tasks in `gradplan-env` can repeat that sequence
+//! exactly, which is what makes their states bit-identical to dm_control's.
+
+#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
+mod bindings;
+
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::ptr::NonNull;
+
+/// The MuJoCo version the committed bindings describe, as `mj_version()` reports it.
+pub const VERSION: i32 = bindings::mjVERSION_HEADER as i32;
+
+/// Number of MuJoCo's warning kinds (`mjNWARNING`).
+const NWARNING: usize = bindings::mjtWarning_mjNWARNING as usize;
+
+/// MuJoCo's warning names, in `mjtWarning` order, for error messages.
+const WARNING_NAMES: [&str; NWARNING] =
+    ["inertia", "contact_full", "constraint_full", "vgeom_full", "bad_qpos", "bad_qvel", "bad_qacc"];
+
+/// Everything that can go wrong while loading or stepping a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "libmujoco reports version {found} but gradplan's bindings are for {expected}; point \
+         GRADPLAN_MUJOCO_LIB at the libmujoco.so.3.17.0 of the pinned mujoco 3.17.0 wheel"
+    )]
+    Version { found: i32, expected: i32 },
+    #[error("MuJoCo could not load the model: {0}")]
+    Load(String),
+    #[error("`{0}` contains a NUL byte, which MuJoCo names cannot hold")]
+    Nul(String),
+    #[error("the model has no {kind} named `{name}`")]
+    UnknownName { kind: &'static str, name: String },
+    #[error("MuJoCo could not allocate the simulation data for this model")]
+    NoData,
+    #[error("physics state is invalid; MuJoCo warning(s): {0}")]
+    InvalidState(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// `mj_version()` of the linked library: 3017000 for 3.17.0.
+pub fn version() -> i32 {
+    // SAFETY: a pure function of the library.
+    unsafe { bindings::mj_version() }
+}
+
+/// `mj_versionString()` of the linked library, e.g. `3.17.0`.
+pub fn version_string() -> String {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    unsafe { CStr::from_ptr(bindings::mj_versionString()) }.to_string_lossy().into_owned()
+}
+
+/// A file the model's XML includes, given by the name the XML uses for it.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// The path as written in the XML's `file=` attribute, e.g. `./common/skybox.xml`.
+    pub name: String,
+    pub contents: Vec<u8>,
+}
+
+/// Kinds of named model element that [`Model::id`] looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjKind {
+    Body,
+    Joint,
+    Geom,
+    Site,
+    Actuator,
+    Sensor,
+}
+
+impl ObjKind {
+    fn raw(self) -> c_int {
+        (match self {
+            ObjKind::Body => bindings::mjtObj_mjOBJ_BODY,
+            ObjKind::Joint => bindings::mjtObj_mjOBJ_JOINT,
+            ObjKind::Geom => bindings::mjtObj_mjOBJ_GEOM,
+            ObjKind::Site => bindings::mjtObj_mjOBJ_SITE,
+            ObjKind::Actuator => bindings::mjtObj_mjOBJ_ACTUATOR,
+            ObjKind::Sensor => bindings::mjtObj_mjOBJ_SENSOR,
+        }) as c_int
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ObjKind::Body => "body",
+            ObjKind::Joint => "joint",
+            ObjKind::Geom => "geom",
+            ObjKind::Site => "site",
+            ObjKind::Actuator => "actuator",
+            ObjKind::Sensor => "sensor",
+        }
+    }
+}
+
+/// A MuJoCo virtual file system holding in-memory files; deleted on drop.
+struct Vfs {
+    raw: Box<bindings::mjVFS>,
+}
+
+impl Vfs {
+    fn new() -> Self {
+        let mut raw = Box::new(bindings::mjVFS { impl_: std::ptr::null_mut() });
+        // SAFETY: `raw` is a valid, exclusively owned mjVFS.
+        unsafe { bindings::mj_defaultVFS(&mut *raw) };
+        Vfs { raw }
+    }
+
+    fn add(&mut self, name: &str, contents: &[u8]) -> Result<()> {
+        let c_name = CString::new(name).map_err(|_| Error::Nul(name.to_owned()))?;
+        let len = c_int::try_from(contents.len())
+            .map_err(|_| Error::Load(format!("{name} is too large ({} bytes)", contents.len())))?;
+        // SAFETY: MuJoCo copies the buffer; both pointers are valid for the call.
+        let status = unsafe {
+            bindings::mj_addBufferVFS(&mut *self.raw, c_name.as_ptr(), contents.as_ptr().cast(), len)
+        };
+        match status {
+            0 => Ok(()),
+            2 => Err(Error::Load(format!("the file {name} was given twice"))),
+            code => Err(Error::Load(format!("could not add {name} to MuJoCo's file system (code {code})"))),
+        }
+    }
+}
+
+impl Drop for Vfs {
+    fn drop(&mut self) {
+        // SAFETY: initialised by mj_defaultVFS and not used after this.
+        unsafe { bindings::mj_deleteVFS(&mut *self.raw) };
+    }
+}
+
+/// A compiled MuJoCo model (`mjModel`).
+pub struct Model {
+    raw: NonNull<bindings::mjModel>,
+}
+
+// SAFETY: an mjModel is plain memory owned by this value; MuJoCo keeps no thread-local
+// references to it, so it may move between threads.
+unsafe impl Send for Model {}
+
+/// Name under which the main XML is put into the virtual file system; includes are resolved
+/// relative to its (empty) directory, as for dm_control's `from_xml_string`.
+const MAIN_FILE: &str = "gradplan_model.xml";
+
+impl Model {
+    /// Compiles a model from its XML text, with the files it includes supplied in memory
+    /// (dm_control's `Physics.from_xml_string(xml, assets)`).
+    pub fn from_xml(xml: &str, assets: &[Asset]) -> Result<Model> {
+        if version() != VERSION {
+            return Err(Error::Version { found: version(), expected: VERSION });
+        }
+        let mut vfs = Vfs::new();
+        vfs.add(MAIN_FILE, xml.as_bytes())?;
+        for asset in assets {
+            vfs.add(&asset.name, &asset.contents)?;
+        }
+        let name = CString::new(MAIN_FILE).map_err(|_| Error::Nul(MAIN_FILE.into()))?;
+        let mut message = vec![0 as c_char; 1000];
+        // SAFETY: all pointers are valid for the call; the error buffer's size is passed.
+        let raw = unsafe {
+            bindings::mj_loadXML(name.as_ptr(), &*vfs.raw, message.as_mut_ptr(), message.len() as c_int)
+        };
+        match NonNull::new(raw) {
+            Some(raw) => Ok(Model { raw }),
+            None => {
+                // SAFETY: MuJoCo NUL-terminates the message within the buffer.
+                let text = unsafe { CStr::from_ptr(message.as_ptr()) }.to_string_lossy().trim().to_owned();
+                Err(Error::Load(if text.is_empty() { "no message".into() } else { text }))
+            }
+        }
+    }
+
+    fn raw(&self) -> &bindings::mjModel {
+        // SAFETY: valid for the lifetime of `self`.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Number of generalised coordinates (`nq`).
+    pub fn nq(&self) -> usize {
+        self.raw().nq as usize
+    }
+
+    /// Number of degrees of freedom (`nv`).
+    pub fn nv(&self) -> usize {
+        self.raw().nv as usize
+    }
+
+    /// Number of actuators, the action dimension of a dm_control task (`nu`).
+    pub fn nu(&self) -> usize {
+        self.raw().nu as usize
+    }
+
+    /// Number of bodies, the world body included (`nbody`).
+    pub fn nbody(&self) -> usize {
+        self.raw().nbody as usize
+    }
+
+    /// Simulation time step in seconds (`opt.timestep`).
+    pub fn timestep(&self) -> f64 {
+        self.raw().opt.timestep
+    }
+
+    /// Whether the model integrates with RK4, which changes dm_control's step sequence.
+    pub fn is_rk4(&self) -> bool {
+        self.raw().opt.integrator == bindings::mjtIntegrator_mjINT_RK4 as c_int
+    }
+
+    /// The id of the element of `kind` named `name` (`mj_name2id`).
+    pub fn id(&self, kind: ObjKind, name: &str) -> Result<usize> {
+        let c_name = CString::new(name).map_err(|_| Error::Nul(name.to_owned()))?;
+        // SAFETY: valid model and NUL-terminated name.
+        let id = unsafe { bindings::mj_name2id(self.raw.as_ptr(), kind.raw(), c_name.as_ptr()) };
+        usize::try_from(id).map_err(|_| Error::UnknownName { kind: kind.label(), name: name.to_owned() })
+    }
+
+    /// Index in `qpos` of a joint's first coordinate (`jnt_qposadr`).
+    ///
+    /// # Panics
+    /// If `joint` is not a joint id of this model.
+    pub fn joint_qpos_adr(&self, joint: usize) -> usize {
+        assert!(joint < self.raw().njnt as usize, "joint id {joint} out of range");
+        // SAFETY: jnt_qposadr has njnt entries.
+        unsafe { *self.raw().jnt_qposadr.add(joint) as usize }
+    }
+
+    /// Index in `qvel` of a joint's first degree of freedom (`jnt_dofadr`).
+    ///
+    /// # Panics
+    /// If `joint` is not a joint id of this model.
+    pub fn joint_dof_adr(&self, joint: usize) -> usize {
+        assert!(joint < self.raw().njnt as usize, "joint id {joint} out of range");
+        // SAFETY: jnt_dofadr has njnt entries.
+        unsafe { *self.raw().jnt_dofadr.add(joint) as usize }
+    }
+
+    /// Control bounds of each actuator, `None` where the control is not limited (dm_control's
+    /// action spec: ±inf there).
+    pub fn ctrl_ranges(&self) -> Vec<Option<CtrlRange>> {
+        let m = self.raw();
+        (0..self.nu())
+            .map(|i| {
+                // SAFETY: actuator_ctrllimited has nu entries, actuator_ctrlrange nu × 2.
+                let limited = unsafe { *m.actuator_ctrllimited.add(i) };
+                limited.then(|| unsafe {
+                    CtrlRange {
+                        low: *m.actuator_ctrlrange.add(2 * i),
+                        high: *m.actuator_ctrlrange.add(2 * i + 1),
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        // SAFETY: owned, and no Data outlives it (Physics drops data first).
+        unsafe { bindings::mj_deleteModel(self.raw.as_ptr()) };
+    }
+}
+
+/// One actuator's control bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CtrlRange {
+    pub low: f64,
+    pub high: f64,
+}
+
+/// How many times each MuJoCo warning has fired since the last reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarningCounts {
+    counts: [c_int; NWARNING],
+}
+
+impl WarningCounts {
+    /// Names of the warnings that fired more often in `self` than in `before`.
+    pub fn new_since(&self, before: &WarningCounts) -> Vec<&'static str> {
+        (0..NWARNING).filter(|&i| self.counts[i] > before.counts[i]).map(|i| WARNING_NAMES[i]).collect()
+    }
+}
+
+/// A model and its simulation state (`mjModel` + `mjData`), dm_control's `Physics`.
+pub struct Physics {
+    // Declared before `model` so that it is dropped first.
+    data: NonNull<bindings::mjData>,
+    model: Model,
+}
+
+// SAFETY: as for Model; the mjData is owned and used only through &mut self.
+unsafe impl Send for Physics {}
+
+impl Physics {
+    /// Allocates the simulation state of `model` (`mj_makeData`).
+    pub fn new(model: Model) -> Result<Physics> {
+        // SAFETY: valid model.
+        let data = NonNull::new(unsafe { bindings::mj_makeData(model.raw.as_ptr()) }).ok_or(Error::NoData)?;
+        Ok(Physics { data, model })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn m(&self) -> *const bindings::mjModel {
+        self.model.raw.as_ptr()
+    }
+
+    fn d(&self) -> &bindings::mjData {
+        // SAFETY: valid for the lifetime of `self`.
+        unsafe { self.data.as_ref() }
+    }
+
+    /// `mj_resetData`: the model's default state, time 0, warnings cleared.
+    pub fn reset_data(&mut self) {
+        // SAFETY: matching model and data.
+        unsafe { bindings::mj_resetData(self.m(), self.data.as_ptr()) };
+    }
+
+    /// `mj_forward`: everything that depends on the state, without advancing time.
+    pub fn forward(&mut self) {
+        // SAFETY: matching model and data.
+        unsafe { bindings::mj_forward(self.m(), self.data.as_ptr()) };
+    }
+
+    /// `mj_forward` with actuation disabled, as dm_control's `Physics.reset` and
+    /// `after_reset` do: there are no meaningful controls yet.
+    pub fn forward_without_actuation(&mut self) {
+        let flag = bindings::mjtDisableBit_mjDSBL_ACTUATION as c_int;
+        // SAFETY: we own the model exclusively through &mut self; the flag is restored.
+        let opt = unsafe { &mut (*self.model.raw.as_ptr()).opt };
+        let old = opt.disableflags;
+        opt.disableflags = old | flag;
+        self.forward();
+        // SAFETY: as above.
+        unsafe { (*self.model.raw.as_ptr()).opt.disableflags = old };
+    }
+
+    /// `mj_step`: one full time step.
+    pub fn step(&mut self) {
+        // SAFETY: matching model and data.
+        unsafe { bindings::mj_step(self.m(), self.data.as_ptr()) };
+    }
+
+    /// `mj_step1`: the position- and velocity-dependent half of a step.
+    pub fn step1(&mut self) {
+        // SAFETY: matching model and data.
+        unsafe { bindings::mj_step1(self.m(), self.data.as_ptr()) };
+    }
+
+    /// `mj_step2`: the rest of a step, after `step1` and setting controls.
+    pub fn step2(&mut self) {
+        // SAFETY: matching model and data.
+        unsafe { bindings::mj_step2(self.m(), self.data.as_ptr()) };
+    }
+
+    /// Simulation time in seconds.
+    pub fn time(&self) -> f64 {
+        self.d().time
+    }
+
+    /// Generalised positions, length `nq`.
+    pub fn qpos(&self) -> &[f64] {
+        // SAFETY: qpos has nq entries and lives as long as the data.
+        unsafe { std::slice::from_raw_parts(self.d().qpos, self.model.nq()) }
+    }
+
+    pub fn qpos_mut(&mut self) -> &mut [f64] {
+        let n = self.model.nq();
+        // SAFETY: as qpos, borrowed exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.d().qpos, n) }
+    }
+
+    /// Generalised velocities, length `nv`.
+    pub fn qvel(&self) -> &[f64] {
+        // SAFETY: qvel has nv entries.
+        unsafe { std::slice::from_raw_parts(self.d().qvel, self.model.nv()) }
+    }
+
+    pub fn qvel_mut(&mut self) -> &mut [f64] {
+        let n = self.model.nv();
+        // SAFETY: as qvel, borrowed exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.d().qvel, n) }
+    }
+
+    /// Actuator controls, length `nu`.
+    pub fn ctrl(&self) -> &[f64] {
+        // SAFETY: ctrl has nu entries.
+        unsafe { std::slice::from_raw_parts(self.d().ctrl, self.model.nu()) }
+    }
+
+    pub fn ctrl_mut(&mut self) -> &mut [f64] {
+        let n = self.model.nu();
+        // SAFETY: as ctrl, borrowed exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.d().ctrl, n) }
+    }
+
+    /// A body's orientation in the world frame, row-major 3×3 (`xmat`).
+    ///
+    /// # Panics
+    /// If `body` is not a body id of this model.
+    pub fn xmat(&self, body: usize) -> [f64; 9] {
+        assert!(body < self.model.nbody(), "body id {body} out of range");
+        // SAFETY: xmat has nbody × 9 entries.
+        let all = unsafe { std::slice::from_raw_parts(self.d().xmat, self.model.nbody() * 9) };
+        let mut out = [0.0; 9];
+        out.copy_from_slice(&all[body * 9..body * 9 + 9]);
+        out
+    }
+
+    /// A body's position in the world frame (`xpos`).
+    ///
+    /// # Panics
+    /// If `body` is not a body id of this model.
+    pub fn xpos(&self, body: usize) -> [f64; 3] {
+        assert!(body < self.model.nbody(), "body id {body} out of range");
+        // SAFETY: xpos has nbody × 3 entries.
+        let all = unsafe { std::slice::from_raw_parts(self.d().xpos, self.model.nbody() * 3) };
+        [all[body * 3], all[body * 3 + 1], all[body * 3 + 2]]
+    }
+
+    /// The warning counters, to compare before and after a step as dm_control does.
+    pub fn warnings(&self) -> WarningCounts {
+        let mut counts = [0; NWARNING];
+        for (c, w) in counts.iter_mut().zip(self.d().warning.iter()) {
+            *c = w.number;
+        }
+        WarningCounts { counts }
+    }
+}
+
+impl Drop for Physics {
+    fn drop(&mut self) {
+        // SAFETY: owned; the model is dropped after this.
+        unsafe { bindings::mj_deleteData(self.data.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PENDULUM: &str = r#"
+<mujoco>
+  <include file="./parts/option.xml"/>
+  <worldbody>
+    <body name="pole" pos="0 0 1">
+      <joint name="hinge" type="hinge" axis="0 1 0"/>
+      <geom name="rod" type="capsule" fromto="0 0 0 0 0 -1" size="0.05" mass="1"/>
+    </body>
+  </worldbody>
+  <actuator><motor name="torque" joint="hinge" ctrllimited="true" ctrlrange="-2 2"/></actuator>
+</mujoco>"#;
+
+    fn pendulum() -> Physics {
+        let option = Asset {
+            name: "./parts/option.xml".into(),
+            contents: br#"<mujoco><option timestep="0.01" integrator="RK4"/></mujoco>"#.to_vec(),
+        };
+        Physics::new(Model::from_xml(PENDULUM, &[option]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn links_mujoco_3_17_0() {
+        assert_eq!(version(), 3017000);
+        assert_eq!(version_string(), "3.17.0");
+        assert_eq!(VERSION, 3017000);
+    }
+
+    #[test]
+    fn loads_a_model_with_an_included_file_and_steps_it() {
+        let mut physics = pendulum();
+        let m = physics.model();
+        assert_eq!((m.nq(), m.nv(), m.nu(), m.nbody()), (1, 1, 1, 2));
+        assert_eq!(m.timestep(), 0.01);
+        assert!(m.is_rk4());
+        assert_eq!(m.ctrl_ranges(), vec![Some(CtrlRange { low: -2.0, high: 2.0 })]);
+        let hinge = m.id(ObjKind::Joint, "hinge").unwrap();
+        assert_eq!((m.joint_qpos_adr(hinge), m.joint_dof_adr(hinge)), (0, 0));
+        assert_eq!(m.id(ObjKind::Body, "pole").unwrap(), 1);
+        assert!(matches!(m.id(ObjKind::Geom, "nope"), Err(Error::UnknownName { kind: "geom", .. })));
+
+        physics.qpos_mut()[0] = 0.5;
+        physics.forward();
+        let before = physics.warnings();
+        for _ in 0..10 {
+            physics.step();
+        }
+        assert!((physics.time() - 0.1).abs() < 1e-12);
+        // Gravity swings the displaced pendulum back towards the bottom.
+        assert!(physics.qpos()[0] < 0.5 && physics.qvel()[0] < 0.0);
+        assert!(physics.warnings().new_since(&before).is_empty());
+        // The pole's z axis is tilted by the hinge angle about y (after `forward`: mj_step
+        // leaves the kinematics of the state before its last update).
+        physics.forward();
+        let r = physics.xmat(1);
+        assert!((r[8] - physics.qpos()[0].cos()).abs() < 1e-12);
+
+        physics.reset_data();
+        assert_eq!((physics.time(), physics.qpos()[0], physics.qvel()[0]), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn actuation_can_be_disabled_for_one_forward_pass() {
+        let mut physics = pendulum();
+        physics.ctrl_mut()[0] = 1.0;
+        physics.forward_without_actuation();
+        physics.step1();
+        physics.step2();
+        // Stepping still applies the control afterwards: the flag was restored.
+        assert!(physics.qvel()[0] > 0.0);
+    }
+
+    #[test]
+    fn load_errors_are_one_message() {
+        let err = Model::from_xml("<mujoco><worldbody><body></mujoco>", &[]).err().unwrap();
+        assert!(matches!(err, Error::Load(_)), "{err}");
+        let err = Model::from_xml(PENDULUM, &[]).err().unwrap();
+        assert!(err.to_string().contains("option.xml"), "{err}");
+    }
+}
