@@ -61,6 +61,50 @@ fn cartpole_balance_is_bit_identical() {
 }
 
 #[test]
+fn reacher_is_bit_identical() {
+    setup();
+    for seed in [0, 4, 31] {
+        assert_parity(Rewards::Exact, "reacher-easy", seed, None, 2);
+    }
+    assert_parity(Rewards::Exact, "reacher-hard", 8, Some(1), 1);
+}
+
+#[test]
+fn finger_spin_is_bit_identical() {
+    setup();
+    for seed in [0, 6] {
+        assert_parity(Rewards::Exact, "finger-spin", seed, None, 2);
+    }
+}
+
+#[test]
+fn ball_in_cup_catch_is_bit_identical() {
+    setup();
+    for seed in [0, 9] {
+        assert_parity(Rewards::Exact, "ball_in_cup-catch", seed, None, 2);
+    }
+}
+
+#[test]
+fn cheetah_run_is_bit_identical() {
+    setup();
+    for seed in [0, 13] {
+        assert_parity(Rewards::Exact, "cheetah-run", seed, None, 2);
+    }
+}
+
+#[test]
+fn walker_is_bit_identical() {
+    setup();
+    // Seed 21 once caught numpy's scalar `** 2` (glibc pow) differing from a product.
+    for seed in [0, 5, 21] {
+        assert_parity(Rewards::Exact, "walker-walk", seed, None, 2);
+    }
+    assert_parity(Rewards::Exact, "walker-stand", 2, None, 1);
+    assert_parity(Rewards::Exact, "walker-run", 3, None, 1);
+}
+
+#[test]
 fn native_backend_refuses_pixels_and_unported_tasks() {
     setup();
     let pixels = EnvConfig { obs: ObsKind::Pixels, ..config("cartpole-swingup", EnvBackend::Native, None) };

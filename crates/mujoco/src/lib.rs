@@ -245,6 +245,78 @@ impl Model {
         unsafe { *self.raw().jnt_dofadr.add(joint) as usize }
     }
 
+    /// Number of joints (`njnt`).
+    pub fn njnt(&self) -> usize {
+        self.raw().njnt as usize
+    }
+
+    /// A joint's kind (`jnt_type`).
+    pub fn joint_kind(&self, joint: usize) -> JointKind {
+        // SAFETY: jnt_type has njnt entries.
+        let raw = unsafe { row(self.raw().jnt_type, self.njnt(), 1, joint) }[0];
+        match raw as u32 {
+            bindings::mjtJoint_mjJNT_FREE => JointKind::Free,
+            bindings::mjtJoint_mjJNT_BALL => JointKind::Ball,
+            bindings::mjtJoint_mjJNT_SLIDE => JointKind::Slide,
+            _ => JointKind::Hinge,
+        }
+    }
+
+    /// A joint's range, `None` where it is not limited (`jnt_limited`, `jnt_range`).
+    pub fn joint_range(&self, joint: usize) -> Option<[f64; 2]> {
+        // SAFETY: jnt_limited has njnt entries, jnt_range njnt × 2.
+        let limited = unsafe { row(self.raw().jnt_limited, self.njnt(), 1, joint) }[0];
+        let range = unsafe { row(self.raw().jnt_range, self.njnt(), 2, joint) };
+        limited.then(|| [range[0], range[1]])
+    }
+
+    /// A geom's size parameters (`geom_size`).
+    pub fn geom_size(&self, geom: usize) -> [f64; 3] {
+        // SAFETY: geom_size has ngeom × 3 entries.
+        to3(unsafe { row(self.raw().geom_size, self.raw().ngeom as usize, 3, geom) })
+    }
+
+    pub fn set_geom_size(&mut self, geom: usize, size: [f64; 3]) {
+        let n = self.raw().ngeom as usize;
+        // SAFETY: as geom_size; the model is borrowed exclusively.
+        unsafe { row_mut(self.raw().geom_size, n, 3, geom) }.copy_from_slice(&size);
+    }
+
+    /// A geom's position in its body's frame (`geom_pos`).
+    pub fn geom_pos(&self, geom: usize) -> [f64; 3] {
+        // SAFETY: geom_pos has ngeom × 3 entries.
+        to3(unsafe { row(self.raw().geom_pos, self.raw().ngeom as usize, 3, geom) })
+    }
+
+    pub fn set_geom_pos(&mut self, geom: usize, pos: [f64; 3]) {
+        let n = self.raw().ngeom as usize;
+        // SAFETY: as geom_pos; the model is borrowed exclusively.
+        unsafe { row_mut(self.raw().geom_pos, n, 3, geom) }.copy_from_slice(&pos);
+    }
+
+    /// A site's size parameters (`site_size`).
+    pub fn site_size(&self, site: usize) -> [f64; 3] {
+        // SAFETY: site_size has nsite × 3 entries.
+        to3(unsafe { row(self.raw().site_size, self.raw().nsite as usize, 3, site) })
+    }
+
+    /// Where a sensor's values start in `sensordata`, and how many there are.
+    pub fn sensor_span(&self, sensor: usize) -> std::ops::Range<usize> {
+        let n = self.raw().nsensor as usize;
+        // SAFETY: sensor_adr and sensor_dim have nsensor entries.
+        let adr = unsafe { row(self.raw().sensor_adr, n, 1, sensor) }[0] as usize;
+        let dim = unsafe { row(self.raw().sensor_dim, n, 1, sensor) }[0] as usize;
+        adr..adr + dim
+    }
+
+    /// Sets a degree of freedom's damping (`dof_damping`).
+    pub fn set_dof_damping(&mut self, dof: usize, damping: f64) {
+        let n = self.nv();
+        // SAFETY: dof_damping has nv entries; the model is borrowed exclusively.
+        let slot = unsafe { row_mut(self.raw().dof_damping, n, 1, dof) };
+        slot[0] = damping;
+    }
+
     /// Control bounds of each actuator, `None` where the control is not limited (dm_control's
     /// action spec: ±inf there).
     pub fn ctrl_ranges(&self) -> Vec<Option<CtrlRange>> {
@@ -269,6 +341,42 @@ impl Drop for Model {
         // SAFETY: owned, and no Data outlives it (Physics drops data first).
         unsafe { bindings::mj_deleteModel(self.raw.as_ptr()) };
     }
+}
+
+/// Row `index` of a `rows × width` array of MuJoCo's.
+///
+/// # Safety
+/// `ptr` must point to at least `rows × width` initialised values that outlive the result.
+///
+/// # Panics
+/// If `index >= rows`: ids come from task code, so an out-of-range one is a programming error.
+unsafe fn row<'a, T>(ptr: *const T, rows: usize, width: usize, index: usize) -> &'a [T] {
+    assert!(index < rows, "index {index} out of range (0..{rows})");
+    std::slice::from_raw_parts(ptr.add(index * width), width)
+}
+
+/// [`row`], mutable.
+///
+/// # Safety
+/// As [`row`], and no other reference to that memory may be alive.
+unsafe fn row_mut<'a, T>(ptr: *mut T, rows: usize, width: usize, index: usize) -> &'a mut [T] {
+    assert!(index < rows, "index {index} out of range (0..{rows})");
+    std::slice::from_raw_parts_mut(ptr.add(index * width), width)
+}
+
+fn to3(v: &[f64]) -> [f64; 3] {
+    [v[0], v[1], v[2]]
+}
+
+/// What a joint is (`mjtJoint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JointKind {
+    /// Six degrees of freedom: position and a quaternion.
+    Free,
+    /// Three rotational degrees of freedom, as a quaternion.
+    Ball,
+    Slide,
+    Hinge,
 }
 
 /// One actuator's control bounds.
@@ -311,6 +419,12 @@ impl Physics {
 
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The model, to change parameters between steps as dm_control tasks do (a target's
+    /// size or position, a damping).
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
     }
 
     fn m(&self) -> *const bindings::mjModel {
@@ -368,6 +482,36 @@ impl Physics {
     /// Simulation time in seconds.
     pub fn time(&self) -> f64 {
         self.d().time
+    }
+
+    /// Sets the simulation time (dm_control's `data.time = 0` after a settling phase).
+    pub fn set_time(&mut self, time: f64) {
+        // SAFETY: we own the data exclusively through &mut self.
+        unsafe { (*self.data.as_ptr()).time = time };
+    }
+
+    /// Number of contacts found by the last collision detection (`ncon`).
+    pub fn ncon(&self) -> usize {
+        self.d().ncon as usize
+    }
+
+    /// All sensor values (`sensordata`, `nsensordata` long).
+    pub fn sensordata(&self) -> &[f64] {
+        let n = self.model.raw().nsensordata as usize;
+        // SAFETY: sensordata has nsensordata entries.
+        unsafe { std::slice::from_raw_parts(self.d().sensordata, n) }
+    }
+
+    /// A geom's position in the world frame (`geom_xpos`).
+    pub fn geom_xpos(&self, geom: usize) -> [f64; 3] {
+        // SAFETY: geom_xpos has ngeom × 3 entries.
+        to3(unsafe { row(self.d().geom_xpos, self.model.raw().ngeom as usize, 3, geom) })
+    }
+
+    /// A site's position in the world frame (`site_xpos`).
+    pub fn site_xpos(&self, site: usize) -> [f64; 3] {
+        // SAFETY: site_xpos has nsite × 3 entries.
+        to3(unsafe { row(self.d().site_xpos, self.model.raw().nsite as usize, 3, site) })
     }
 
     /// Generalised positions, length `nq`.

@@ -2,7 +2,7 @@
 //! and sparse variants.
 
 use super::random::RandomState;
-use super::rewards::{tolerance, Bounds, Margin, Sigmoid};
+use super::rewards::{tolerance, tolerance_array, Bounds, Margin, Sigmoid};
 use super::SuiteTask;
 use crate::Result;
 use gradplan_mujoco::{Model, ObjKind, Physics};
@@ -54,7 +54,7 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 impl SuiteTask for Balance {
-    fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState) {
+    fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState) -> Result<()> {
         let nv = physics.model().nv();
         if self.variant.swing_up {
             let slider = 0.01 * random.randn();
@@ -77,6 +77,7 @@ impl SuiteTask for Balance {
         for (v, r) in physics.qvel_mut().iter_mut().zip(qvel) {
             *v = 0.01 * r;
         }
+        Ok(())
     }
 
     fn observation(&self, physics: &Physics) -> Vec<f64> {
@@ -96,19 +97,20 @@ impl SuiteTask for Balance {
         let cosines = self.pole_angle_cosines(physics);
         if self.variant.sparse {
             let cart_in_bounds = tolerance(cart, Bounds { lower: -0.25, upper: 0.25 }, Margin::NONE);
-            let angle_in_bounds = cosines
-                .iter()
-                .map(|&c| tolerance(c, Bounds { lower: 0.995, upper: 1.0 }, Margin::NONE))
-                .fold(1.0, |acc, v| acc * v);
+            let angle_in_bounds =
+                tolerance_array(&cosines, Bounds { lower: 0.995, upper: 1.0 }, Margin::NONE)
+                    .into_iter()
+                    .fold(1.0, |acc, v| acc * v);
             cart_in_bounds * angle_in_bounds
         } else {
             let upright: Vec<f64> = cosines.iter().map(|c| (c + 1.0) / 2.0).collect();
             let centered = (1.0 + tolerance(cart, Bounds::ZERO, Margin::gaussian(2.0))) / 2.0;
             let control_margin = Margin { margin: 1.0, sigmoid: Sigmoid::Quadratic, value_at_margin: 0.0 };
-            let small_control = (4.0 + tolerance(physics.ctrl()[0], Bounds::ZERO, control_margin)) / 5.0;
-            let small_velocity = physics.qvel()[1..]
-                .iter()
-                .map(|&w| tolerance(w, Bounds::ZERO, Margin::gaussian(5.0)))
+            // physics.control() and angular_vel() are arrays; cart_position() a scalar.
+            let small_control =
+                (4.0 + tolerance_array(physics.ctrl(), Bounds::ZERO, control_margin)[0]) / 5.0;
+            let small_velocity = tolerance_array(&physics.qvel()[1..], Bounds::ZERO, Margin::gaussian(5.0))
+                .into_iter()
                 .fold(f64::INFINITY, f64::min);
             let small_velocity = (1.0 + small_velocity) / 2.0;
             mean(&upright) * small_control * small_velocity * centered

@@ -14,9 +14,15 @@
 //! State observations only: pixels need MuJoCo's renderer, which this backend does not
 //! drive yet (`env.backend = "dmc"` renders).
 
+mod ball_in_cup;
 mod cartpole;
+mod cheetah;
+mod finger;
 pub mod random;
+mod randomizers;
+mod reacher;
 pub mod rewards;
+mod walker;
 
 use crate::spec::{ActionSpec, Env, Frame, Obs, ObsSpec, Step};
 use crate::tasks::TaskName;
@@ -31,8 +37,20 @@ use std::path::{Path, PathBuf};
 pub const ASSETS_VAR: &str = "GRADPLAN_DMC_ASSETS";
 
 /// The tasks this backend implements, as `domain-task`.
-pub const NATIVE_SUITE_TASKS: [&str; 4] =
-    ["cartpole-swingup", "cartpole-swingup_sparse", "cartpole-balance", "cartpole-balance_sparse"];
+pub const NATIVE_SUITE_TASKS: [&str; 12] = [
+    "cartpole-swingup",
+    "cartpole-swingup_sparse",
+    "cartpole-balance",
+    "cartpole-balance_sparse",
+    "reacher-easy",
+    "reacher-hard",
+    "finger-spin",
+    "ball_in_cup-catch",
+    "cheetah-run",
+    "walker-stand",
+    "walker-walk",
+    "walker-run",
+];
 
 /// The files dm_control's `suite/common/__init__.py` hands MuJoCo with every model, under
 /// the names the task XMLs include them by.
@@ -41,7 +59,7 @@ const COMMON_ASSETS: [&str; 3] = ["./common/materials.xml", "./common/skybox.xml
 /// One dm_control task: what `base.Task` subclasses define, on a [`Physics`].
 trait SuiteTask: Send {
     /// `initialize_episode`: sets the initial state, drawing from the task's RandomState.
-    fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState);
+    fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState) -> Result<()>;
     /// `get_observation`, flattened in the dict's key order (as our dm_control backend
     /// flattens it), in f64.
     fn observation(&self, physics: &Physics) -> Vec<f64>;
@@ -59,6 +77,56 @@ struct Loaded {
     task: Box<dyn SuiteTask>,
     /// `time_limit` in seconds (the domain's `_DEFAULT_TIME_LIMIT`).
     time_limit: f64,
+    /// `control_timestep` in seconds, `None` for one physics step per environment step.
+    control_timestep: Option<f64>,
+}
+
+impl Loaded {
+    fn new(
+        physics: Physics,
+        task: impl SuiteTask + 'static,
+        time_limit: f64,
+        control_timestep: Option<f64>,
+    ) -> Self {
+        Loaded { physics, task: Box::new(task), time_limit, control_timestep }
+    }
+}
+
+/// dm_control's `compute_n_steps`: physics steps per control step, which must divide it.
+fn sub_steps(control_timestep: f64, timestep: f64) -> Result<usize> {
+    let ratio = control_timestep / timestep;
+    if control_timestep < timestep || (ratio - ratio.round()).abs() > 1e-8 {
+        return Err(Error::Backend(format!(
+            "control time step {control_timestep} is not a multiple of the physics time step {timestep}"
+        )));
+    }
+    Ok(ratio.round() as usize)
+}
+
+/// dm_control's `Physics.step(nstep)` with `legacy_step` (the default): after the steps,
+/// `mj_step1` brings the position- and velocity-dependent fields up to date for the
+/// observation. With Euler, the first step's first half was done by the previous
+/// `mj_step1` (or `forward`), so it starts with `mj_step2`. A step that raises a MuJoCo
+/// warning is an error, as dm_control's `check_invalid_state` makes it.
+fn legacy_step(physics: &mut Physics, nstep: usize) -> Result<()> {
+    let before = physics.warnings();
+    if physics.model().is_rk4() {
+        for _ in 0..nstep {
+            physics.step();
+        }
+    } else {
+        physics.step2();
+        for _ in 1..nstep {
+            physics.step();
+        }
+    }
+    physics.step1();
+    let new = physics.warnings().new_since(&before);
+    if new.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Mujoco(gradplan_mujoco::Error::InvalidState(new.join(", "))))
+    }
 }
 
 /// dm_control's `suite/` directory: `$GRADPLAN_DMC_ASSETS`, else the installed dm_control
@@ -114,14 +182,43 @@ fn load(name: &TaskName) -> Result<Loaded> {
     match (name.domain.as_str(), name.task.as_str()) {
         ("cartpole", task @ ("swingup" | "swingup_sparse" | "balance" | "balance_sparse")) => {
             let physics = load_physics("cartpole.xml")?;
-            let task = cartpole::Balance::new(
-                physics.model(),
-                cartpole::Variant {
-                    swing_up: task.starts_with("swingup"),
-                    sparse: task.ends_with("_sparse"),
-                },
-            )?;
-            Ok(Loaded { physics, task: Box::new(task), time_limit: cartpole::TIME_LIMIT })
+            let variant = cartpole::Variant {
+                swing_up: task.starts_with("swingup"),
+                sparse: task.ends_with("_sparse"),
+            };
+            let task = cartpole::Balance::new(physics.model(), variant)?;
+            Ok(Loaded::new(physics, task, cartpole::TIME_LIMIT, None))
+        }
+        ("reacher", task @ ("easy" | "hard")) => {
+            let physics = load_physics("reacher.xml")?;
+            let size = if task == "easy" { reacher::BIG_TARGET } else { reacher::SMALL_TARGET };
+            let task = reacher::Reacher::new(physics.model(), size)?;
+            Ok(Loaded::new(physics, task, reacher::TIME_LIMIT, None))
+        }
+        ("finger", "spin") => {
+            let physics = load_physics("finger.xml")?;
+            let task = finger::Spin::new(physics.model())?;
+            Ok(Loaded::new(physics, task, finger::TIME_LIMIT, Some(finger::CONTROL_TIMESTEP)))
+        }
+        ("ball_in_cup", "catch") => {
+            let physics = load_physics("ball_in_cup.xml")?;
+            let task = ball_in_cup::BallInCup::new(physics.model())?;
+            Ok(Loaded::new(physics, task, ball_in_cup::TIME_LIMIT, Some(ball_in_cup::CONTROL_TIMESTEP)))
+        }
+        ("cheetah", "run") => {
+            let physics = load_physics("cheetah.xml")?;
+            let task = cheetah::Cheetah::new(physics.model())?;
+            Ok(Loaded::new(physics, task, cheetah::TIME_LIMIT, None))
+        }
+        ("walker", task @ ("stand" | "walk" | "run")) => {
+            let physics = load_physics("walker.xml")?;
+            let speed = match task {
+                "stand" => 0.0,
+                "walk" => walker::WALK_SPEED,
+                _ => walker::RUN_SPEED,
+            };
+            let task = walker::PlanarWalker::new(physics.model(), speed)?;
+            Ok(Loaded::new(physics, task, walker::TIME_LIMIT, Some(walker::CONTROL_TIMESTEP)))
         }
         _ => Err(Error::UnknownTask {
             name: name.to_string(),
@@ -144,7 +241,9 @@ pub struct NativeSuiteEnv {
     obs_dim: usize,
     repeat: usize,
     episode_steps: usize,
-    /// dm_control's `_step_limit`: `time_limit / (timestep × n_sub_steps)`, n_sub_steps = 1.
+    /// Physics steps per environment step (dm_control's `n_sub_steps`).
+    sub_steps: usize,
+    /// dm_control's `_step_limit`: `time_limit / (timestep × n_sub_steps)`.
     step_limit: f64,
     /// dm_control's `_step_count` in the current episode.
     dm_steps: usize,
@@ -159,8 +258,10 @@ impl NativeSuiteEnv {
     pub fn new(cfg: &EnvConfig) -> Result<Self> {
         cfg.validate()?;
         let name = TaskName::parse(&cfg.task)?;
-        let Loaded { physics, task, time_limit } = load(&name)?;
-        let step_limit = time_limit / physics.model().timestep();
+        let Loaded { physics, task, time_limit, control_timestep } = load(&name)?;
+        let timestep = physics.model().timestep();
+        let sub_steps = control_timestep.map_or(Ok(1), |c| sub_steps(c, timestep))?;
+        let step_limit = time_limit / (timestep * sub_steps as f64);
         if cfg.episode_steps as f64 > step_limit {
             return Err(Error::Config(gradplan_config::Error::Invalid {
                 key: "env.episode_steps".into(),
@@ -186,6 +287,7 @@ impl NativeSuiteEnv {
             obs_dim,
             repeat: cfg.action_repeat.unwrap_or_else(|| name.default_action_repeat()),
             episode_steps: cfg.episode_steps,
+            sub_steps,
             step_limit,
             dm_steps: 0,
             steps: None,
@@ -196,26 +298,6 @@ impl NativeSuiteEnv {
     fn observation(&self) -> Obs {
         // The dm_control backend flattens in float64 and then casts to float32.
         Obs::State(self.task.observation(&self.physics).into_iter().map(|x| x as f32).collect())
-    }
-
-    /// dm_control's `Physics.step()` with `legacy_step`: after the step, `mj_step1` brings
-    /// the position- and velocity-dependent fields up to date for the observation. A step
-    /// that raises a MuJoCo warning is an error, as in dm_control.
-    fn physics_step(&mut self) -> Result<()> {
-        let before = self.physics.warnings();
-        if self.physics.model().is_rk4() {
-            self.physics.step();
-        } else {
-            // Euler: the previous mj_step1 already did the first half.
-            self.physics.step2();
-        }
-        self.physics.step1();
-        let new = self.physics.warnings().new_since(&before);
-        if new.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Mujoco(gradplan_mujoco::Error::InvalidState(new.join(", "))))
-        }
     }
 }
 
@@ -248,7 +330,7 @@ impl Env for NativeSuiteEnv {
         // Environment.reset: Physics.reset_context() around the task's initialisation.
         self.physics.reset_data();
         self.physics.forward_without_actuation();
-        self.task.initialize_episode(&mut self.physics, &mut self.random);
+        self.task.initialize_episode(&mut self.physics, &mut self.random)?;
         self.physics.forward_without_actuation();
         self.dm_steps = 0;
         self.steps = Some(0);
@@ -269,7 +351,7 @@ impl Env for NativeSuiteEnv {
         let mut discount = 1.0;
         while sim_steps < budget {
             self.physics.ctrl_mut().copy_from_slice(&action);
-            self.physics_step()?;
+            legacy_step(&mut self.physics, self.sub_steps)?;
             reward += self.task.reward(&self.physics);
             self.dm_steps += 1;
             sim_steps += 1;
