@@ -378,3 +378,44 @@ impl Env for NativeSuiteEnv {
         Err(Error::NativePixels)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradplan_config::{EnvBackend, ObsKind};
+
+    /// The only test in this binary that touches `GRADPLAN_DMC_ASSETS`, so changing it here
+    /// races with nothing.
+    #[test]
+    fn assets_come_from_the_venv_or_the_variable() {
+        let real = suite_dir().expect("dm_control in the project's .venv (run scripts/setup.sh)");
+        assert!(real.join("cartpole.xml").is_file());
+
+        let empty = std::env::temp_dir().join(format!("gradplan-no-assets-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        std::env::set_var(ASSETS_VAR, &empty);
+        let err = suite_dir().unwrap_err().to_string();
+        assert!(err.contains(ASSETS_VAR) && err.contains("pip download dm_control==1.0.50"), "{err}");
+
+        std::env::set_var(ASSETS_VAR, &real);
+        let cfg = EnvConfig {
+            task: "cartpole-swingup".into(),
+            obs: ObsKind::State,
+            backend: EnvBackend::Native,
+            ..EnvConfig::default()
+        };
+        let env = NativeSuiteEnv::new(&cfg);
+        std::env::remove_var(ASSETS_VAR);
+        std::fs::remove_dir_all(&empty).unwrap();
+        let env = env.unwrap();
+        assert_eq!((env.action_spec().dim(), env.obs_spec()), (1, ObsSpec::State { dim: 5 }));
+    }
+
+    #[test]
+    fn sub_steps_follow_compute_n_steps() {
+        assert_eq!(sub_steps(0.02, 0.01).unwrap(), 2);
+        assert_eq!(sub_steps(0.025, 0.0025).unwrap(), 10);
+        assert!(sub_steps(0.025, 0.01).is_err());
+        assert!(sub_steps(0.001, 0.01).is_err());
+    }
+}

@@ -195,7 +195,8 @@ mod tests {
     }
 
     /// The value found in a walker-walk episode where numpy's scalar `** 2` (glibc `pow`)
-    /// and `np.square` differ in the last bit; printed by numpy 2.4 on this machine.
+    /// and `np.square` differ in the last bit; printed by numpy 2.4 with glibc 2.36 (Debian
+    /// 12, the platform scripts/setup.sh targets).
     #[test]
     fn scalar_and_array_squares_follow_numpy() {
         let y: f64 = 1.513782277003368 * 2.145966026289347;

@@ -19,7 +19,12 @@ pub struct Count {
     pub decisions: usize,
     /// Decisions whose rewards were not bit-identical (only counted for `WithinUlps`).
     pub rewards_off: u64,
+    /// Decisions with a non-zero reward, so that a test can show its rewards were not all 0.
+    pub rewarded: usize,
 }
+
+/// An action sequence: decision index, seed, action dimension to action.
+pub type Policy = fn(usize, u64, usize) -> Vec<f32>;
 
 pub fn config(task: &str, backend: EnvBackend, repeat: Option<usize>) -> EnvConfig {
     EnvConfig {
@@ -38,15 +43,33 @@ fn state(obs: Obs) -> Vec<f32> {
     }
 }
 
+/// Every actuator flicked together, slowly: spins finger-spin's spinner, which the sweep
+/// never does.
+pub fn flick(t: usize, _seed: u64, dim: usize) -> Vec<f32> {
+    vec![(t as f32 * 0.3).sin(); dim]
+}
+
 /// A fixed, deterministic action for decision `t`: a slow sweep with a seed-dependent
 /// phase, reaching both bounds (and beyond, to exercise clipping).
-fn action(t: usize, seed: u64, dim: usize) -> Vec<f32> {
+pub fn sweep(t: usize, seed: u64, dim: usize) -> Vec<f32> {
     (0..dim).map(|i| (1.3 * ((t as f32) * 0.21 + seed as f32 + i as f32).sin()).clamp(-1.2, 1.2)).collect()
 }
 
 /// Runs both backends through `episodes` episodes (the first reseeded with `seed`, the
 /// rest continuing the random stream) and asserts every number is identical.
 pub fn assert_parity(
+    rewards: Rewards,
+    task: &str,
+    seed: u64,
+    repeat: Option<usize>,
+    episodes: usize,
+) -> Count {
+    assert_parity_with(sweep, rewards, task, seed, repeat, episodes)
+}
+
+/// [`assert_parity`] with another action sequence.
+pub fn assert_parity_with(
+    policy: Policy,
     rewards: Rewards,
     task: &str,
     seed: u64,
@@ -71,7 +94,7 @@ pub fn assert_parity(
             "{task} seed {seed} episode {episode}: initial obs"
         );
         for t in 0.. {
-            let a = action(t, seed, dim);
+            let a = policy(t, seed, dim);
             let d = dmc_env.step(&a).unwrap();
             let n = native.step(&a).unwrap();
             let at = format!("{task} seed {seed} episode {episode} decision {t}");
@@ -94,6 +117,7 @@ pub fn assert_parity(
             assert_eq!((n.terminated, n.truncated), (d.terminated, d.truncated), "{at}");
             assert_eq!(bits(&state(n.obs)), bits(&state(d.obs)), "{at}: observation");
             decisions += 1;
+            count.rewarded += usize::from(d.reward != 0.0);
             if d.terminated || d.truncated {
                 break;
             }
