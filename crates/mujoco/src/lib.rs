@@ -11,6 +11,11 @@
 //! actuation disabled, `mj_step` then `mj_step1` for its "legacy step"); [`Physics`] exposes
 //! those calls one by one so that the tasks in `gradplan-env` can repeat that sequence
 //! exactly, which is what makes their states bit-identical to dm_control's.
+//!
+//! Load errors come back as [`Error`]s (MuJoCo writes them into a buffer). MuJoCo's fatal
+//! errors (`mju_error`, e.g. an allocation failure inside a step) still go to its default
+//! handler, which prints the message and exits the process: a handler cannot unwind through
+//! C frames into Rust, and dm_control's Python handler has no Rust equivalent.
 
 #[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
 mod bindings;
