@@ -22,6 +22,7 @@ mod bindings;
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::ptr::NonNull;
+use std::sync::Once;
 
 /// The MuJoCo version the committed bindings describe, as `mj_version()` reports it.
 pub const VERSION: i32 = bindings::mjVERSION_HEADER as i32;
@@ -65,6 +66,30 @@ pub fn version() -> i32 {
 pub fn version_string() -> String {
     // SAFETY: returns a pointer to a static NUL-terminated string.
     unsafe { CStr::from_ptr(bindings::mj_versionString()) }.to_string_lossy().into_owned()
+}
+
+/// Drops MuJoCo's warning messages.
+extern "C" fn ignore_warning(_message: *const c_char) {}
+
+static QUIET_WARNINGS: Once = Once::new();
+
+/// Without a handler MuJoCo prints every warning to stdout and appends it to
+/// `MUJOCO_LOG.TXT` in the working directory; dm_control 1.0.50's models raise deprecation
+/// warnings on every load (`settotalmass`), which the dm_control backend silences too. The
+/// warnings that matter during a run (bad qacc, full contact buffers) are still seen: they
+/// also increment the counters [`Physics::warnings`] reads. A handler someone else already
+/// installed (the Python `mujoco` module's, in a process that also runs dm_control) is kept.
+fn quiet_warnings() {
+    QUIET_WARNINGS.call_once(|| {
+        // SAFETY: written once, before this process's first model load; MuJoCo only reads
+        // the pointer when it warns.
+        unsafe {
+            let current = bindings::mju_user_warning;
+            if current.is_none() {
+                bindings::mju_user_warning = Some(ignore_warning);
+            }
+        }
+    });
 }
 
 /// A file the model's XML includes, given by the name the XML uses for it.
@@ -166,6 +191,7 @@ impl Model {
         if version() != VERSION {
             return Err(Error::Version { found: version(), expected: VERSION });
         }
+        quiet_warnings();
         let mut vfs = Vfs::new();
         vfs.add(MAIN_FILE, xml.as_bytes())?;
         for asset in assets {
@@ -669,6 +695,18 @@ mod tests {
         physics.step2();
         // Stepping still applies the control afterwards: the flag was restored.
         assert!(physics.qvel()[0] > 0.0);
+    }
+
+    #[test]
+    fn warnings_leave_no_log_file() {
+        let log = std::path::Path::new("MUJOCO_LOG.TXT");
+        let _ = std::fs::remove_file(log);
+        // `settotalmass` is deprecated in 3.17.0, as in dm_control's walker and cheetah.
+        let xml = PENDULUM.replace("<worldbody>", r#"<compiler settotalmass="2"/><worldbody>"#);
+        let option =
+            Asset { name: "./parts/option.xml".into(), contents: b"<mujoco><option/></mujoco>".to_vec() };
+        Model::from_xml(&xml, &[option]).unwrap();
+        assert!(!log.exists(), "MuJoCo wrote {}", log.display());
     }
 
     #[test]
