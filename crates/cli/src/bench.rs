@@ -4,8 +4,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use gradplan_backend::bench::{grad_mpc_iteration, GradMpcBench};
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{EnvConfig, ObsKind, PixelMode};
-use gradplan_env::{make_env, PAPER_TASKS};
+use gradplan_config::{EnvBackend, EnvConfig, ObsKind, PixelMode};
+use gradplan_env::{make_env, Env, PAPER_TASKS};
 use std::process::Command;
 use std::time::Instant;
 
@@ -92,13 +92,13 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
 }
 
 fn venv_python() -> Result<std::path::PathBuf> {
-    Ok(gradplan_env::dmc::find_venv()?.join("bin").join("python"))
+    Ok(gradplan_env::find_venv()?.join("bin").join("python"))
 }
 
 /// Runs an embedded reference script in the project's Python and parses its JSON line.
 ///
 /// The Python is `$GRADPLAN_VENV/bin/python` when that is set, else the nearest `.venv/`
-/// ([`gradplan_env::dmc::find_venv`]); the scripts need only `torch` (and `dm_control` for
+/// ([`gradplan_env::find_venv`]); the scripts need only `torch` (and `dm_control` for
 /// the environment one), so on a GPU machine any venv with PyTorch will do.
 fn python_reference(script: &str, args: &[String]) -> Result<serde_json::Value> {
     let python = venv_python()?;
@@ -192,20 +192,37 @@ fn backend(args: &BackendArgs) -> Result<()> {
     Ok(())
 }
 
+/// Mean wall time of one `step` over `steps` steps from a seeded reset, resetting at each
+/// episode's end.
+fn mean_step_us(env: &mut dyn Env, action: &[f32], steps: usize) -> Result<f64> {
+    env.reset(Some(0))?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        if env.step(action)?.done() {
+            env.reset(None)?;
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() / steps as f64 * 1e6)
+}
+
 fn env(args: &EnvBenchArgs) -> Result<()> {
     let tasks: Vec<String> = if args.tasks.is_empty() {
         PAPER_TASKS.iter().map(|s| s.to_string()).collect()
     } else {
         args.tasks.clone()
     };
-    println!("one simulator step (action repeat 1) and one 64×64 render, Rust API vs Python dm_control;");
+    println!(
+        "one simulator step (action repeat 1) and one 64×64 render: dm_control from Rust, the native \
+         MuJoCo backend (no Python; — where the task is not ported), and a Python user of dm_control;"
+    );
     println!(
         "then one pixel observation step (step + 64×64 frame) per pixel mode: direct, and 240×320 + resize"
     );
     println!(
-        "{:<26} {:>14} {:>14} {:>16} {:>16} {:>14} {:>14}",
+        "{:<26} {:>14} {:>15} {:>14} {:>16} {:>16} {:>14} {:>14}",
         "task",
         "Rust step µs",
+        "native step µs",
         "Python step µs",
         "Rust render ms",
         "Python render ms",
@@ -221,16 +238,14 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
             ..EnvConfig::default()
         };
         let mut env = make_env(&cfg).with_context(|| format!("loading {task}"))?;
-        let dim = env.action_spec().dim();
-        env.reset(Some(0))?;
-        let action = vec![0.1f32; dim];
-        let start = Instant::now();
-        for _ in 0..args.steps {
-            if env.step(&action)?.done() {
-                env.reset(None)?;
-            }
-        }
-        let step_us = start.elapsed().as_secs_f64() / args.steps as f64 * 1e6;
+        let action = vec![0.1f32; env.action_spec().dim()];
+        let step_us = mean_step_us(&mut *env, &action, args.steps)?;
+        let native = EnvConfig { backend: EnvBackend::Native, ..cfg.clone() };
+        let native_step_us = match make_env(&native) {
+            Ok(mut native) => Some(mean_step_us(&mut *native, &action, args.steps)?),
+            Err(gradplan_env::Error::UnknownTask { .. }) => None,
+            Err(e) => return Err(e).with_context(|| format!("loading {task} on the native backend")),
+        };
         env.render(64, 64)?;
         let start = Instant::now();
         for _ in 0..args.renders {
@@ -257,9 +272,10 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
             &[task.clone(), args.steps.to_string(), args.renders.to_string(), "64".into()],
         )?;
         println!(
-            "{:<26} {:>14.1} {:>14.1} {:>16.2} {:>16.2} {:>14.2} {:>14.2}",
+            "{:<26} {:>14.1} {:>15} {:>14.1} {:>16.2} {:>16.2} {:>14.2} {:>14.2}",
             task,
             step_us,
+            native_step_us.map_or("—".to_owned(), |us| format!("{us:.1}")),
             reference["step_us"].as_f64().unwrap_or(f64::NAN),
             render_ms,
             reference["render_ms"].as_f64().unwrap_or(f64::NAN),

@@ -3,7 +3,7 @@
 use crate::video::GifWriter;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use gradplan_config::{EnvConfig, ObsKind, PixelMode};
+use gradplan_config::{EnvBackend, EnvConfig, ObsKind, PixelMode};
 use gradplan_env::{decisions_per_episode, make_env, Env, Obs, ObsSpec, PAPER_TASKS};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
@@ -14,6 +14,10 @@ pub struct TasksArgs {
     #[arg(long)]
     all: bool,
 }
+
+/// The environment backend of a command that does not name one: dm_control where this
+/// build has it, else the native MuJoCo backend.
+pub const DEFAULT_BACKEND: &str = if cfg!(feature = "dmc") { "dmc" } else { "native" };
 
 /// Which environment to build; shared by the commands that run episodes.
 #[derive(Debug, Args)]
@@ -34,6 +38,11 @@ pub struct EnvArgs {
     /// Side of the square observation in pixels.
     #[arg(long, default_value_t = 64)]
     pub image_size: usize,
+    /// `dmc`: dm_control through the embedded Python; `native`: the same task on MuJoCo
+    /// from Rust, no Python (state observations; `env.backend`). Default: dmc, or native in
+    /// a build without Python.
+    #[arg(long, default_value = DEFAULT_BACKEND)]
+    pub backend: EnvBackend,
 }
 
 impl EnvArgs {
@@ -44,6 +53,7 @@ impl EnvArgs {
             pixel_mode: self.pixel_mode,
             image_size: self.image_size,
             action_repeat: self.action_repeat,
+            backend: self.backend,
             ..EnvConfig::default()
         }
     }
@@ -75,11 +85,25 @@ pub struct RolloutArgs {
     video: Option<PathBuf>,
 }
 
+/// Every task in dm_control's own registry.
+#[cfg(feature = "dmc")]
+fn suite_tasks() -> Result<Vec<String>> {
+    Ok(gradplan_env::dmc::suite_tasks()?)
+}
+
+#[cfg(not(feature = "dmc"))]
+fn suite_tasks() -> Result<Vec<String>> {
+    anyhow::bail!(
+        "--all lists dm_control's own task registry, which needs the dm_control backend; this \
+         gradplan was built without it (cargo's `dmc` feature)"
+    )
+}
+
 pub fn tasks(args: &TasksArgs) -> Result<()> {
     let mut names: Vec<String> = PAPER_TASKS.iter().map(|s| s.to_string()).collect();
     names.extend(gradplan_env::native::TASKS.iter().map(|s| s.to_string()));
     if args.all {
-        for t in gradplan_env::dmc::suite_tasks()? {
+        for t in suite_tasks()? {
             if !names.contains(&t) {
                 names.push(t);
             }
@@ -90,7 +114,8 @@ pub fn tasks(args: &TasksArgs) -> Result<()> {
         "task", "action dim", "repeat", "decisions", "pixels", "state"
     );
     for name in names {
-        let cfg = EnvConfig { task: name.clone(), obs: ObsKind::State, ..EnvConfig::default() };
+        let backend = DEFAULT_BACKEND.parse()?;
+        let cfg = EnvConfig { task: name.clone(), obs: ObsKind::State, backend, ..EnvConfig::default() };
         let env = make_env(&cfg).with_context(|| format!("loading {name}"))?;
         let state_dim = match env.obs_spec() {
             ObsSpec::State { dim } => dim,

@@ -18,6 +18,10 @@ pub struct TrainArgs {
     /// pixels or state.
     #[arg(long)]
     obs: Option<String>,
+    /// dmc (dm_control through Python) or native (MuJoCo from Rust, state observations):
+    /// `env.backend`, default dmc.
+    #[arg(long)]
+    backend: Option<String>,
     /// Seeds everything in the run.
     #[arg(long)]
     seed: Option<u64>,
@@ -83,6 +87,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     overrides.extend(flag("env.task", &args.task));
     overrides.extend(flag("planner.kind", &args.planner.map(|p| p.0.name().to_owned())));
     overrides.extend(flag("env.obs", &args.obs));
+    overrides.extend(flag("env.backend", &args.backend));
     overrides.extend(flag("device", &args.device));
     overrides.extend(args.seed.map(|s| format!("seed={s}")));
     overrides.extend(args.threads.map(|t| format!("threads={t}")));

@@ -73,6 +73,21 @@ fn rollout_prints_returns_and_writes_a_gif() {
         episode_lines(&stdout),
         episode_lines(&text(&gradplan(&[&args[..], &["--obs", "state"]].concat()).stdout))
     );
+    // The native MuJoCo backend plays the same episodes (its rewards can differ from numpy's
+    // AVX-512 `exp` in the last bit, docs/decisions.md #12, hence the tolerance).
+    let out = gradplan(&[&args[..], &["--obs", "state", "--backend", "native"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let native: Vec<f64> = text(&out.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("episode"))
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(native.len(), 2);
+    for (n, d) in native.iter().zip(&returns) {
+        assert!((n - d).abs() < 1e-6, "native {native:?} vs dm_control {returns:?}");
+    }
+    let out = gradplan(&[&args[..], &["--backend", "native"]].concat());
+    assert_clear_failure(&out, "state observations only");
 }
 
 #[test]

@@ -25,6 +25,8 @@ mod venv;
 
 pub use spec::{decisions_per_episode, ActionSpec, Env, Frame, Obs, ObsSpec, Step};
 pub use tasks::{TaskName, NATIVE_PREFIX, PAPER_TASKS};
+#[cfg(any(feature = "dmc", feature = "mujoco"))]
+pub use venv::{find_venv, VENV_VAR};
 
 use gradplan_config::{EnvBackend, EnvConfig};
 
@@ -107,7 +109,10 @@ pub fn make_env(cfg: &EnvConfig) -> Result<Box<dyn Env>> {
     {
         Err(Error::UnknownTask {
             name: cfg.task.clone(),
-            hint: "this build has no dm_control backend (built without the `dmc` feature)".into(),
+            hint: "this build has no dm_control backend (built without the `dmc` feature); run the \
+                   task on the native MuJoCo backend with `env.backend = \"native\"` (`--backend \
+                   native`)"
+                .into(),
         })
     }
 }
