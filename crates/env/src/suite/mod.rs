@@ -27,8 +27,8 @@ mod walker;
 use crate::spec::{ActionSpec, Env, Frame, Obs, ObsSpec, Step};
 use crate::tasks::TaskName;
 use crate::{Error, Result};
-use gradplan_config::EnvConfig;
-use gradplan_mujoco::{Asset, Model, Physics};
+use gradplan_config::{EnvConfig, ObsKind, PixelMode};
+use gradplan_mujoco::{Asset, CameraId, Model, Physics, Renderer};
 use random::RandomState;
 use std::path::{Path, PathBuf};
 
@@ -230,6 +230,14 @@ fn load(name: &TaskName) -> Result<Loaded> {
     }
 }
 
+/// EGL failures get the environment's one message on what to install.
+fn egl_error(err: gradplan_mujoco::Error) -> Error {
+    match err {
+        gradplan_mujoco::Error::Egl { detail } => Error::Egl { detail },
+        other => Error::Mujoco(other),
+    }
+}
+
 /// A native dm_control task with action repeat and time limit, as one [`Env`], behaving as
 /// [`crate::dmc::DmcEnv`] does on the same task.
 pub struct NativeSuiteEnv {
@@ -250,6 +258,28 @@ pub struct NativeSuiteEnv {
     /// Simulator steps taken in the current episode; `None` before the first reset.
     steps: Option<usize>,
     ended: bool,
+    /// Side of the square pixel observation; `None` for state observations.
+    pixels: Option<usize>,
+    /// The camera of observations and [`Env::render`] (dm_control's `camera_id`).
+    camera: CameraId,
+    /// Made at the first frame, as dm_control makes its rendering contexts lazily, so that
+    /// state-only runs never need EGL.
+    renderer: Option<Renderer>,
+}
+
+/// The model's offscreen buffer bounds what MuJoCo can render; dm_control raises the same
+/// complaint from its `Camera`.
+fn check_frame_size(physics: &Physics, task: &str, height: usize, width: usize) -> Result<()> {
+    let (max_width, max_height) = physics.model().offscreen_size();
+    if height > max_height || width > max_width {
+        return Err(Error::Config(gradplan_config::Error::Invalid {
+            key: "env.image_size".into(),
+            reason: format!(
+                "{task} renders at most {max_height}x{max_width} (its offscreen buffer); asked for {height}x{width}"
+            ),
+        }));
+    }
+    Ok(())
 }
 
 impl NativeSuiteEnv {
@@ -278,6 +308,29 @@ impl NativeSuiteEnv {
             high: ranges.iter().map(|r| r.map_or(f32::INFINITY, |r| r.high as f32)).collect(),
         };
         let obs_dim = task.observation(&physics).len();
+        let camera_index = cfg.camera.unwrap_or_else(|| name.default_camera());
+        let cameras = physics.model().ncam() as i64;
+        // Checked here, as the dm_control backend does, so a bad camera fails before a run
+        // directory is written.
+        if !(-1..cameras).contains(&camera_index) {
+            return Err(Error::Config(gradplan_config::Error::Invalid {
+                key: "env.camera".into(),
+                reason: format!(
+                    "{} has {cameras} cameras (ids 0 to {}, or -1 for the free camera); got {camera_index}",
+                    cfg.task,
+                    cameras - 1
+                ),
+            }));
+        }
+        let camera = CameraId::from_index(camera_index)?;
+        let pixels = match (cfg.obs, cfg.pixel_mode) {
+            (ObsKind::State, _) => None,
+            (ObsKind::Pixels, PixelMode::Direct) => {
+                check_frame_size(&physics, &cfg.task, cfg.image_size, cfg.image_size)?;
+                Some(cfg.image_size)
+            }
+            (ObsKind::Pixels, PixelMode::Resize) => return Err(Error::NativeResize),
+        };
         Ok(NativeSuiteEnv {
             name: cfg.task.clone(),
             physics,
@@ -292,12 +345,30 @@ impl NativeSuiteEnv {
             dm_steps: 0,
             steps: None,
             ended: false,
+            pixels,
+            camera,
+            renderer: None,
         })
     }
 
-    fn observation(&self) -> Obs {
-        // The dm_control backend flattens in float64 and then casts to float32.
-        Obs::State(self.task.observation(&self.physics).into_iter().map(|x| x as f32).collect())
+    /// The current state seen from the env's camera, as dm_control's `physics.render`.
+    fn frame(&mut self, height: usize, width: usize) -> Result<Frame> {
+        let renderer = match &mut self.renderer {
+            Some(renderer) => renderer,
+            None => self.renderer.insert(Renderer::new(&self.physics).map_err(egl_error)?),
+        };
+        let image = renderer.render(&mut self.physics, height, width, self.camera).map_err(egl_error)?;
+        Frame::new(image.height, image.width, image.rgb)
+    }
+
+    fn observation(&mut self) -> Result<Obs> {
+        match self.pixels {
+            Some(size) => Ok(Obs::Pixels(self.frame(size, size)?)),
+            // The dm_control backend flattens in float64 and then casts to float32.
+            None => {
+                Ok(Obs::State(self.task.observation(&self.physics).into_iter().map(|x| x as f32).collect()))
+            }
+        }
     }
 }
 
@@ -311,7 +382,10 @@ impl Env for NativeSuiteEnv {
     }
 
     fn obs_spec(&self) -> ObsSpec {
-        ObsSpec::State { dim: self.obs_dim }
+        match self.pixels {
+            Some(size) => ObsSpec::Pixels { height: size, width: size },
+            None => ObsSpec::State { dim: self.obs_dim },
+        }
     }
 
     fn action_repeat(&self) -> usize {
@@ -335,7 +409,7 @@ impl Env for NativeSuiteEnv {
         self.dm_steps = 0;
         self.steps = Some(0);
         self.ended = false;
-        Ok(self.observation())
+        self.observation()
     }
 
     fn step(&mut self, action: &[f32]) -> Result<Step> {
@@ -371,11 +445,12 @@ impl Env for NativeSuiteEnv {
         let terminated = last && discount == 0.0;
         let truncated = !terminated && (last || steps >= self.episode_steps);
         self.ended = terminated || truncated;
-        Ok(Step { obs: self.observation(), reward, terminated, truncated })
+        Ok(Step { obs: self.observation()?, reward, terminated, truncated })
     }
 
-    fn render(&mut self, _height: usize, _width: usize) -> Result<Frame> {
-        Err(Error::NativePixels)
+    fn render(&mut self, height: usize, width: usize) -> Result<Frame> {
+        check_frame_size(&self.physics, &self.name, height, width)?;
+        self.frame(height, width)
     }
 }
 
