@@ -97,8 +97,7 @@ pub enum EnvBackend {
     #[default]
     Dmc,
     /// The task reimplemented in Rust on libmujoco 3.17.0, without Python: state
-    /// observations, or pixels rendered directly at `image_size` (no `resize` mode), and
-    /// only the tasks ported so far (`gradplan-env`'s `suite`).
+    /// or pixel observations, and only the tasks ported so far (`gradplan-env`'s `suite`).
     Native,
 }
 
@@ -183,7 +182,7 @@ pub struct EnvConfig {
     pub camera: Option<i64>,
     /// What runs a dm_control task: `dmc` (default; dm_control through Python) or `native`
     /// (the same task in Rust on MuJoCo, bit-identical in state, reward, observation and
-    /// frame, no Python; `pixel_mode = "direct"` only). Ignored by the `native_` toy tasks.
+    /// frame, no Python). Ignored by the `native_` toy tasks.
     pub backend: EnvBackend,
 }
 
@@ -217,16 +216,6 @@ impl EnvConfig {
         }
         if self.episode_steps == 0 {
             return Err(invalid("env.episode_steps", "must be at least 1"));
-        }
-        if self.backend == EnvBackend::Native
-            && self.obs == ObsKind::Pixels
-            && self.pixel_mode == PixelMode::Resize
-        {
-            return Err(invalid(
-                "env.pixel_mode",
-                "the native MuJoCo backend renders frames directly at `env.image_size` only; use \
-                 `env.pixel_mode = \"direct\"`, or `env.backend = \"dmc\"` for `resize`",
-            ));
         }
         Ok(())
     }
@@ -441,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn backend_defaults_to_dmc_and_native_renders_directly() {
+    fn backend_defaults_to_dmc_and_native_renders_pixels() {
         assert_eq!(EnvConfig::default().backend, EnvBackend::Dmc);
         // Configurations written before the key existed still load.
         let old: EnvConfig = toml::from_str("task = 'cartpole-swingup'\nobs = 'state'").unwrap();
@@ -452,8 +441,7 @@ mod tests {
         let text = toml::to_string(&native).unwrap();
         assert_eq!(toml::from_str::<EnvConfig>(&text).unwrap(), native);
         let resized = EnvConfig { backend: EnvBackend::Native, ..Default::default() };
-        let err = resized.validate().unwrap_err().to_string();
-        assert!(err.contains("env.pixel_mode") && err.contains("direct"), "{err}");
+        assert!(resized.validate().is_ok());
         let direct = EnvConfig { pixel_mode: PixelMode::Direct, ..resized };
         assert!(direct.validate().is_ok());
         assert_eq!("native".parse::<EnvBackend>().unwrap(), EnvBackend::Native);

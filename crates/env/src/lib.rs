@@ -12,11 +12,14 @@
 //! * [`native`]: small environments written in Rust with pixel rendering and a known good
 //!   policy, so everything above the environment can be tested fast and without Python.
 //! * [`preprocess`]: PlaNet's 5-bit image preprocessing.
+//! * [`resize`]: OpenCV's bilinear uint8 resize, byte for byte, for the native backend's
+//!   `pixel_mode = "resize"`.
 
 #[cfg(feature = "dmc")]
 pub mod dmc;
 pub mod native;
 pub mod preprocess;
+pub mod resize;
 mod spec;
 #[cfg(feature = "mujoco")]
 pub mod suite;
@@ -64,11 +67,6 @@ pub enum Error {
     Backend(String),
     #[error("cannot load the native dm_control task: {0}")]
     NativeAssets(String),
-    #[error(
-        "the native MuJoCo backend renders frames directly at `env.image_size` only \
-         (`env.pixel_mode = \"direct\"`); use `env.backend = \"dmc\"` for `pixel_mode = \"resize\"`"
-    )]
-    NativeResize,
     #[cfg(feature = "mujoco")]
     #[error("MuJoCo: {0}")]
     Mujoco(#[from] gradplan_mujoco::Error),

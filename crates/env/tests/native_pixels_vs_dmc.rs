@@ -1,6 +1,7 @@
 //! Frames of the native MuJoCo backend against the dm_control backend, both in this test
-//! process: pixel observations rendered directly at 64×64 and `render(240, 320)` video
-//! frames, after reset and after every decision of a fixed action sequence.
+//! process: pixel observations rendered directly at 64×64 or rendered at 240×320 and
+//! resized (`pixel_mode = "resize"`, cv2 on the dm_control side), and `render(240, 320)`
+//! video frames, after reset and after every decision of a fixed action sequence.
 //!
 //! Both backends draw with the same libmujoco on the same EGL device (Mesa's software
 //! rasteriser here), each in its own OpenGL context. Needs the project's `.venv/`
@@ -22,12 +23,11 @@ fn setup() {
 }
 
 fn pixels(task: &str, backend: EnvBackend) -> EnvConfig {
-    EnvConfig {
-        obs: ObsKind::Pixels,
-        pixel_mode: PixelMode::Direct,
-        image_size: 64,
-        ..config(task, backend, None)
-    }
+    pixels_by(task, backend, PixelMode::Direct)
+}
+
+fn pixels_by(task: &str, backend: EnvBackend, pixel_mode: PixelMode) -> EnvConfig {
+    EnvConfig { obs: ObsKind::Pixels, pixel_mode, image_size: 64, ..config(task, backend, None) }
 }
 
 fn frame(obs: Obs) -> Frame {
@@ -57,9 +57,9 @@ fn diff(a: &Frame, b: &Frame) -> Diff {
 
 /// Runs one episode prefix of `decisions` decisions on both backends and asserts every
 /// observation frame and every 240×320 video frame is identical.
-fn assert_frames_identical(task: &str, seed: u64, decisions: usize) {
-    let mut dmc_env = make_env(&pixels(task, EnvBackend::Dmc)).unwrap();
-    let mut native = make_env(&pixels(task, EnvBackend::Native)).unwrap();
+fn assert_frames_identical(task: &str, mode: PixelMode, seed: u64, decisions: usize) {
+    let mut dmc_env = make_env(&pixels_by(task, EnvBackend::Dmc, mode)).unwrap();
+    let mut native = make_env(&pixels_by(task, EnvBackend::Native, mode)).unwrap();
     assert_eq!(dmc_env.obs_spec(), native.obs_spec(), "{task}");
     let dim = native.action_spec().dim();
     let compare = |what: String, n: &Frame, d: &Frame| {
@@ -72,6 +72,7 @@ fn assert_frames_identical(task: &str, seed: u64, decisions: usize) {
             off.max_abs
         );
     };
+    let task = format!("{task} ({mode})");
     let d0 = frame(dmc_env.reset(Some(seed)).unwrap());
     let n0 = frame(native.reset(Some(seed)).unwrap());
     compare(format!("{task} seed {seed}: initial frame"), &n0, &d0);
@@ -108,7 +109,8 @@ fn frames_are_identical() {
         ("reacher-easy", 4),
         ("ball_in_cup-catch", 9),
     ] {
-        assert_frames_identical(task, seed, 12);
+        assert_frames_identical(task, PixelMode::Direct, seed, 12);
+        assert_frames_identical(task, PixelMode::Resize, seed, 8);
     }
 }
 

@@ -258,14 +258,27 @@ pub struct NativeSuiteEnv {
     /// Simulator steps taken in the current episode; `None` before the first reset.
     steps: Option<usize>,
     ended: bool,
-    /// Side of the square pixel observation; `None` for state observations.
-    pixels: Option<usize>,
+    /// How pixel observations are made; `None` for state observations.
+    pixels: Option<PixelObs>,
     /// The camera of observations and [`Env::render`] (dm_control's `camera_id`).
     camera: CameraId,
     /// Made at the first frame, as dm_control makes its rendering contexts lazily, so that
     /// state-only runs never need EGL.
     renderer: Option<Renderer>,
 }
+
+/// Pixel observations as the dm_control backend makes them.
+#[derive(Debug, Clone, Copy)]
+struct PixelObs {
+    /// Side of the square observation.
+    size: usize,
+    /// Rendered at 240×320 and shrunk with OpenCV's bilinear arithmetic, or rendered at
+    /// `size` directly.
+    mode: PixelMode,
+}
+
+/// The dm_control backend's render size for `pixel_mode = "resize"` (dm_control's default).
+const RESIZE_FROM: (usize, usize) = (240, 320);
 
 /// The model's offscreen buffer bounds what MuJoCo can render; dm_control raises the same
 /// complaint from its `Camera`.
@@ -323,13 +336,27 @@ impl NativeSuiteEnv {
             }));
         }
         let camera = CameraId::from_index(camera_index)?;
-        let pixels = match (cfg.obs, cfg.pixel_mode) {
-            (ObsKind::State, _) => None,
-            (ObsKind::Pixels, PixelMode::Direct) => {
-                check_frame_size(&physics, &cfg.task, cfg.image_size, cfg.image_size)?;
-                Some(cfg.image_size)
+        let pixels = match cfg.obs {
+            ObsKind::State => None,
+            ObsKind::Pixels => {
+                let (height, width) = match cfg.pixel_mode {
+                    PixelMode::Direct => (cfg.image_size, cfg.image_size),
+                    PixelMode::Resize => RESIZE_FROM,
+                };
+                if cfg.pixel_mode == PixelMode::Resize && cfg.image_size > RESIZE_FROM.0 {
+                    return Err(Error::Config(gradplan_config::Error::Invalid {
+                        key: "env.image_size".into(),
+                        reason: format!(
+                            "the native backend reproduces OpenCV's resize for shrinking the {}x{} \
+                             render only, so `pixel_mode = \"resize\"` takes at most {}; use \
+                             `pixel_mode = \"direct\"` or `env.backend = \"dmc\"`",
+                            RESIZE_FROM.0, RESIZE_FROM.1, RESIZE_FROM.0
+                        ),
+                    }));
+                }
+                check_frame_size(&physics, &cfg.task, height, width)?;
+                Some(PixelObs { size: cfg.image_size, mode: cfg.pixel_mode })
             }
-            (ObsKind::Pixels, PixelMode::Resize) => return Err(Error::NativeResize),
         };
         Ok(NativeSuiteEnv {
             name: cfg.task.clone(),
@@ -363,7 +390,16 @@ impl NativeSuiteEnv {
 
     fn observation(&mut self) -> Result<Obs> {
         match self.pixels {
-            Some(size) => Ok(Obs::Pixels(self.frame(size, size)?)),
+            Some(PixelObs { size, mode: PixelMode::Direct }) => Ok(Obs::Pixels(self.frame(size, size)?)),
+            Some(PixelObs { size, mode: PixelMode::Resize }) => {
+                let (height, width) = RESIZE_FROM;
+                let big = self.frame(height, width)?;
+                Ok(Obs::Pixels(Frame::new(
+                    size,
+                    size,
+                    crate::resize::resize_linear(&big.data, height, width, size, size),
+                )?))
+            }
             // The dm_control backend flattens in float64 and then casts to float32.
             None => {
                 Ok(Obs::State(self.task.observation(&self.physics).into_iter().map(|x| x as f32).collect()))
@@ -383,7 +419,7 @@ impl Env for NativeSuiteEnv {
 
     fn obs_spec(&self) -> ObsSpec {
         match self.pixels {
-            Some(size) => ObsSpec::Pixels { height: size, width: size },
+            Some(PixelObs { size, .. }) => ObsSpec::Pixels { height: size, width: size },
             None => ObsSpec::State { dim: self.obs_dim },
         }
     }
