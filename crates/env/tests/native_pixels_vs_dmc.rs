@@ -12,6 +12,7 @@ mod common;
 
 use common::{config, sweep};
 use gradplan_config::{EnvBackend, EnvConfig, ObsKind, PixelMode};
+use gradplan_env::resize::resize_linear;
 use gradplan_env::{make_env, Env, Frame, Obs};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -114,27 +115,36 @@ fn frames_are_identical() {
     }
 }
 
-fn time_frames(env: &mut dyn Env, frames: usize) -> Duration {
+fn time_frames(env: &mut dyn Env, height: usize, width: usize, frames: usize) -> Duration {
     env.reset(Some(0)).unwrap();
-    env.render(64, 64).unwrap();
+    env.render(height, width).unwrap();
     let start = Instant::now();
     for _ in 0..frames {
-        std::hint::black_box(env.render(64, 64).unwrap());
+        std::hint::black_box(env.render(height, width).unwrap());
     }
     start.elapsed() / frames as u32
 }
 
-/// Prints the cost of one 64×64 frame on each backend (not asserted: machine-dependent).
+/// Prints the cost of one frame on each backend, 64×64 and the 240×320 that `resize` starts
+/// from, and of the native shrink to 64×64 (not asserted: machine-dependent).
 /// `cargo test -p gradplan-env --test native_pixels_vs_dmc -- --ignored --nocapture`
 #[test]
 #[ignore]
-fn render_cost_per_64x64_frame() {
+fn render_cost_per_frame() {
     setup();
     for task in ["cartpole-swingup", "walker-walk", "cheetah-run"] {
         let mut dmc_env = make_env(&pixels(task, EnvBackend::Dmc)).unwrap();
         let mut native = make_env(&pixels(task, EnvBackend::Native)).unwrap();
-        let dmc_cost = time_frames(dmc_env.as_mut(), 200);
-        let native_cost = time_frames(native.as_mut(), 200);
-        println!("{task}: 64x64 frame, dm_control {dmc_cost:?}, native {native_cost:?}");
+        for (height, width, frames) in [(64, 64, 200), (240, 320, 50)] {
+            let dmc_cost = time_frames(dmc_env.as_mut(), height, width, frames);
+            let native_cost = time_frames(native.as_mut(), height, width, frames);
+            println!("{task}: {height}x{width} frame, dm_control {dmc_cost:?}, native {native_cost:?}");
+        }
+        let big = native.render(240, 320).unwrap();
+        let start = Instant::now();
+        for _ in 0..200 {
+            std::hint::black_box(resize_linear(&big.data, 240, 320, 64, 64));
+        }
+        println!("{task}: native 240x320 -> 64x64 resize {:?}", start.elapsed() / 200);
     }
 }
