@@ -116,6 +116,23 @@ unsafe fn symbol<T: Copy>(lib: &libloading::Library, name: &str) -> std::result:
     unsafe { lib.get::<T>(name.as_bytes()) }.map(|s| *s).map_err(|e| format!("libEGL has no {name}: {e}"))
 }
 
+/// dm_control's variable for picking one EGL device by index.
+const DEVICE_VAR: &str = "MUJOCO_EGL_DEVICE_ID";
+
+/// The devices to try: all of them, or the one `MUJOCO_EGL_DEVICE_ID` names.
+fn device_range(devices: usize, chosen: Option<&str>) -> std::result::Result<std::ops::Range<usize>, String> {
+    match chosen {
+        None => Ok(0..devices),
+        Some(id) => match id.trim().parse::<usize>() {
+            Ok(index) if index < devices => Ok(index..index + 1),
+            _ => Err(format!(
+                "{DEVICE_VAR} must be an integer between 0 and {}, got {id:?}",
+                devices.saturating_sub(1)
+            )),
+        },
+    }
+}
+
 fn load_egl() -> std::result::Result<Egl, String> {
     // RTLD_GLOBAL so that MuJoCo's GL loader, which looks `eglGetProcAddress` up among the
     // libraries already loaded, finds it.
@@ -164,19 +181,8 @@ fn load_egl() -> std::result::Result<Egl, String> {
             return Err("eglQueryDevicesEXT failed".into());
         }
         devices.truncate(count.max(0) as usize);
-        let candidates: &[EglDevice] = match std::env::var("MUJOCO_EGL_DEVICE_ID") {
-            Ok(id) => {
-                let index: usize =
-                    id.trim().parse().ok().filter(|&i| i < devices.len()).ok_or_else(|| {
-                        format!(
-                            "MUJOCO_EGL_DEVICE_ID must be an integer between 0 and {}, got {id:?}",
-                            devices.len() - 1
-                        )
-                    })?;
-                &devices[index..index + 1]
-            }
-            Err(_) => &devices,
-        };
+        let chosen = device_range(devices.len(), std::env::var(DEVICE_VAR).ok().as_deref())?;
+        let candidates = &devices[chosen];
         for &device in candidates {
             let display = platform_display(EGL_PLATFORM_DEVICE_EXT, device, std::ptr::null());
             if display.is_null() || (egl.get_error)() != EGL_SUCCESS {
@@ -456,5 +462,21 @@ impl Drop for Renderer {
         }
         // SAFETY: our context, no longer current on this thread.
         unsafe { (egl.destroy_context)(egl.display, self.context) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_variable_picks_one_device_or_says_what_it_must_be() {
+        assert_eq!(device_range(3, None), Ok(0..3));
+        assert_eq!(device_range(3, Some("2")), Ok(2..3));
+        let err = device_range(3, Some("3")).unwrap_err();
+        assert!(err.contains("between 0 and 2") && err.contains("\"3\""), "{err}");
+        assert!(device_range(3, Some("gpu")).is_err());
+        let message = Error::Egl { detail: err }.to_string();
+        assert!(message.contains("libegl1") && message.contains("libegl-mesa0"), "{message}");
     }
 }
