@@ -97,7 +97,7 @@ pub enum EnvBackend {
     #[default]
     Dmc,
     /// The task reimplemented in Rust on libmujoco 3.17.0, without Python: state
-    /// observations only, and only the tasks ported so far (`gradplan-env`'s `suite`).
+    /// or pixel observations, and only the tasks ported so far (`gradplan-env`'s `suite`).
     Native,
 }
 
@@ -181,8 +181,8 @@ pub struct EnvConfig {
     /// Camera id; `None` takes camera 0 (camera 2 for quadruped).
     pub camera: Option<i64>,
     /// What runs a dm_control task: `dmc` (default; dm_control through Python) or `native`
-    /// (the same task in Rust on MuJoCo, bit-identical in state, reward and observation, no
-    /// Python; state observations only). Ignored by the `native_` toy tasks.
+    /// (the same task in Rust on MuJoCo, bit-identical in state, reward, observation and
+    /// frame, no Python). Ignored by the `native_` toy tasks.
     pub backend: EnvBackend,
 }
 
@@ -216,13 +216,6 @@ impl EnvConfig {
         }
         if self.episode_steps == 0 {
             return Err(invalid("env.episode_steps", "must be at least 1"));
-        }
-        if self.backend == EnvBackend::Native && self.obs == ObsKind::Pixels {
-            return Err(invalid(
-                "env.backend",
-                "the native MuJoCo backend has state observations only (no renderer yet); \
-                 use `env.obs = \"state\"`, or `env.backend = \"dmc\"` for pixels",
-            ));
         }
         Ok(())
     }
@@ -437,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn backend_defaults_to_dmc_and_native_needs_state_observations() {
+    fn backend_defaults_to_dmc_and_native_renders_pixels() {
         assert_eq!(EnvConfig::default().backend, EnvBackend::Dmc);
         // Configurations written before the key existed still load.
         let old: EnvConfig = toml::from_str("task = 'cartpole-swingup'\nobs = 'state'").unwrap();
@@ -447,9 +440,10 @@ mod tests {
         assert!(native.validate().is_ok());
         let text = toml::to_string(&native).unwrap();
         assert_eq!(toml::from_str::<EnvConfig>(&text).unwrap(), native);
-        let pixels = EnvConfig { backend: EnvBackend::Native, ..Default::default() };
-        let err = pixels.validate().unwrap_err().to_string();
-        assert!(err.contains("env.backend") && err.contains("state observations only"), "{err}");
+        let resized = EnvConfig { backend: EnvBackend::Native, ..Default::default() };
+        assert!(resized.validate().is_ok());
+        let direct = EnvConfig { pixel_mode: PixelMode::Direct, ..resized };
+        assert!(direct.validate().is_ok());
         assert_eq!("native".parse::<EnvBackend>().unwrap(), EnvBackend::Native);
         let err = "mujoco".parse::<EnvBackend>().unwrap_err().to_string();
         assert!(err.contains("env.backend") && err.contains("`dmc` or `native`"), "{err}");

@@ -7,15 +7,19 @@
 //!   of `dm_control.suite` with the same seed and actions.
 //! * [`suite::NativeSuiteEnv`]: dm_control tasks reimplemented in Rust on libmujoco 3.17.0
 //!   (`env.backend = "native"`, behind the default `mujoco` feature): no Python, and the same
-//!   initial states, rewards and state observations as dm_control, bit for bit.
+//!   initial states, rewards, state observations and directly rendered frames as dm_control,
+//!   bit for bit.
 //! * [`native`]: small environments written in Rust with pixel rendering and a known good
 //!   policy, so everything above the environment can be tested fast and without Python.
 //! * [`preprocess`]: PlaNet's 5-bit image preprocessing.
+//! * [`resize`]: OpenCV's bilinear uint8 resize, byte for byte, for the native backend's
+//!   `pixel_mode = "resize"`.
 
 #[cfg(feature = "dmc")]
 pub mod dmc;
 pub mod native;
 pub mod preprocess;
+pub mod resize;
 mod spec;
 #[cfg(feature = "mujoco")]
 pub mod suite;
@@ -65,11 +69,6 @@ pub enum Error {
     Backend(String),
     #[error("cannot load the native dm_control task: {0}")]
     NativeAssets(String),
-    #[error(
-        "the native MuJoCo backend has state observations only and cannot render; use \
-         `env.backend = \"dmc\"` for pixels and videos"
-    )]
-    NativePixels,
     #[cfg(feature = "mujoco")]
     #[error("MuJoCo: {0}")]
     Mujoco(#[from] gradplan_mujoco::Error),

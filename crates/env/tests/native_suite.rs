@@ -1,9 +1,10 @@
 //! The native MuJoCo backend on its own, as a build without the `dmc` feature runs it: every
 //! ported task loads, steps, ends at dm_control's time limit and reproduces its episodes
-//! from a seed. (Its parity with dm_control is `tests/native_vs_dmc.rs`.)
+//! from a seed, and renders pixel observations without Python. (Its parity with dm_control
+//! is `tests/native_vs_dmc.rs` and `tests/native_pixels_vs_dmc.rs`.)
 #![cfg(feature = "mujoco")]
 
-use gradplan_config::{EnvBackend, EnvConfig, ObsKind};
+use gradplan_config::{EnvBackend, EnvConfig, ObsKind, PixelMode};
 use gradplan_env::suite::NATIVE_SUITE_TASKS;
 use gradplan_env::{decisions_per_episode, make_env, Obs, ObsSpec};
 
@@ -46,5 +47,38 @@ fn every_native_task_runs_whole_seeded_episodes() {
         assert_eq!((first.clone(), rewards), (again, rewards_again), "{task}: same seed, same episode");
         let (other, _, _) = episode(task, 4);
         assert_ne!(first, other, "{task}: another seed, another initial state");
+    }
+}
+
+/// The renderer in a process without Python: MuJoCo's GL loader must find EGL from the
+/// library this crate opened, not from one PyOpenGL loaded.
+#[test]
+fn every_native_task_renders_pixel_observations() {
+    for task in NATIVE_SUITE_TASKS {
+        for (pixel_mode, size) in [(PixelMode::Direct, 64), (PixelMode::Resize, 48)] {
+            let cfg = EnvConfig {
+                task: task.into(),
+                obs: ObsKind::Pixels,
+                pixel_mode,
+                image_size: size,
+                backend: EnvBackend::Native,
+                ..EnvConfig::default()
+            };
+            let mut env = make_env(&cfg).unwrap();
+            assert_eq!(env.obs_spec(), ObsSpec::Pixels { height: size, width: size }, "{task}");
+            let Obs::Pixels(first) = env.reset(Some(1)).unwrap() else { panic!("{task}: pixels") };
+            assert_eq!((first.height, first.width, first.data.len()), (size, size, size * size * 3));
+            assert!(first.data.chunks_exact(3).any(|p| p != &first.data[..3]), "{task}: a uniform frame");
+            let actions = env.action_spec().dim();
+            let mut last = first.clone();
+            for t in 0..10 {
+                let a: Vec<f32> = (0..actions).map(|i| ((t + i) as f32 * 0.9).sin()).collect();
+                let Obs::Pixels(frame) = env.step(&a).unwrap().obs else { panic!("{task}: pixels") };
+                last = frame;
+            }
+            assert_ne!(last, first, "{task} ({pixel_mode}): ten decisions later, the same frame");
+            let video = env.render(240, 320).unwrap();
+            assert_eq!(video.data.len(), 240 * 320 * 3, "{task}");
+        }
     }
 }

@@ -15,7 +15,7 @@
 mod common;
 
 use common::{assert_parity, assert_parity_with, config, flick, Rewards};
-use gradplan_config::{EnvBackend, EnvConfig, ObsKind};
+use gradplan_config::{EnvBackend, EnvConfig};
 use gradplan_env::suite::random::RandomState;
 use gradplan_env::{dmc, make_env, Error};
 use std::process::Command;
@@ -114,18 +114,27 @@ fn walker_is_bit_identical() {
 }
 
 #[test]
-fn native_backend_refuses_pixels_and_unported_tasks() {
+fn native_backend_refuses_unported_tasks_and_impossible_frames() {
     setup();
-    let pixels = EnvConfig { obs: ObsKind::Pixels, ..config("cartpole-swingup", EnvBackend::Native, None) };
-    let err = make_env(&pixels).err().unwrap().to_string();
-    assert!(err.contains("state observations only") && err.contains("dmc"), "{err}");
     let err = make_env(&config("humanoid-run", EnvBackend::Native, None)).err().unwrap();
     assert!(matches!(err, Error::UnknownTask { .. }), "{err}");
     assert!(err.to_string().contains("env.backend = \"dmc\""), "{err}");
     let mut env = make_env(&config("cartpole-swingup", EnvBackend::Native, None)).unwrap();
     assert!(matches!(env.step(&[0.0]), Err(Error::NotReset)));
     env.reset(Some(0)).unwrap();
-    assert!(matches!(env.render(64, 64), Err(Error::NativePixels)));
+    // MuJoCo's default offscreen buffer is 640×480.
+    let err = env.render(481, 640).err().unwrap().to_string();
+    assert!(err.contains("offscreen buffer") && err.contains("480x640"), "{err}");
+    let big = EnvConfig {
+        obs: gradplan_config::ObsKind::Pixels,
+        image_size: 256,
+        ..config("cartpole-swingup", EnvBackend::Native, None)
+    };
+    let err = make_env(&big).err().unwrap().to_string();
+    assert!(err.contains("env.image_size") && err.contains("at most 240"), "{err}");
+    let far = EnvConfig { camera: Some(5), ..config("cartpole-swingup", EnvBackend::Native, None) };
+    let err = make_env(&far).err().unwrap().to_string();
+    assert!(err.contains("env.camera") && err.contains("got 5"), "{err}");
     assert!(env.reset(Some(1 << 32)).is_err());
 }
 

@@ -12,13 +12,19 @@
 //! those calls one by one so that the tasks in `gradplan-env` can repeat that sequence
 //! exactly, which is what makes their states bit-identical to dm_control's.
 //!
+//! [`Renderer`] draws frames headless through EGL with MuJoCo's own OpenGL renderer,
+//! repeating dm_control's `physics.render` calls, so frames match dm_control's too.
+//!
 //! Load errors come back as [`Error`]s (MuJoCo writes them into a buffer). MuJoCo's fatal
 //! errors (`mju_error`, e.g. an allocation failure inside a step) still go to its default
 //! handler, which prints the message and exits the process: a handler cannot unwind through
 //! C frames into Rust, and dm_control's Python handler has no Rust equivalent.
 
-#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, clippy::all)]
+#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code, unused_imports, clippy::all)]
 mod bindings;
+mod render;
+
+pub use render::{CameraId, Image, Renderer};
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::ptr::NonNull;
@@ -52,6 +58,13 @@ pub enum Error {
     NoData,
     #[error("physics state is invalid; MuJoCo warning(s): {0}")]
     InvalidState(String),
+    #[error(
+        "MuJoCo could not render headless with EGL ({detail}). Install the EGL and Mesa libraries \
+         with `apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri libgles2`"
+    )]
+    Egl { detail: String },
+    #[error("cannot render: {0}")]
+    Render(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -218,6 +231,18 @@ impl Model {
         unsafe { self.raw.as_ref() }
     }
 
+    /// The offscreen framebuffer's `(width, height)` (`<global offwidth offheight>`), the
+    /// largest frame MuJoCo renders.
+    pub fn offscreen_size(&self) -> (usize, usize) {
+        let global = &self.raw().vis.global;
+        (global.offwidth.max(0) as usize, global.offheight.max(0) as usize)
+    }
+
+    /// Number of cameras the model defines (`ncam`).
+    pub fn ncam(&self) -> usize {
+        self.raw().ncam as usize
+    }
+
     /// Number of generalised coordinates (`nq`).
     pub fn nq(&self) -> usize {
         self.raw().nq as usize
@@ -329,6 +354,15 @@ impl Model {
     pub fn site_size(&self, site: usize) -> [f64; 3] {
         // SAFETY: site_size has nsite × 3 entries.
         to3(unsafe { row(self.raw().site_size, self.raw().nsite as usize, 3, site) })
+    }
+
+    /// Sets a site's opacity (`site_rgba[site, 3]`); dm_control tasks hide sites this way,
+    /// which changes the rendered frames only.
+    pub fn set_site_alpha(&mut self, site: usize, alpha: f32) {
+        let n = self.raw().nsite as usize;
+        // SAFETY: site_rgba has nsite × 4 entries; the model is borrowed exclusively.
+        let rgba = unsafe { row_mut(self.raw().site_rgba, n, 4, site) };
+        rgba[3] = alpha;
     }
 
     /// Where a sensor's values start in `sensordata`, and how many there are.
@@ -715,5 +749,24 @@ mod tests {
         assert!(matches!(err, Error::Load(_)), "{err}");
         let err = Model::from_xml(PENDULUM, &[]).err().unwrap();
         assert!(err.to_string().contains("option.xml"), "{err}");
+    }
+
+    #[test]
+    fn renders_the_pendulum_and_refuses_frames_it_cannot_make() {
+        let mut physics = pendulum();
+        physics.forward();
+        let mut renderer = Renderer::new(&physics).unwrap();
+        let image = renderer.render(&mut physics, 48, 64, CameraId::Free).unwrap();
+        assert_eq!(image.rgb.len(), 48 * 64 * 3);
+        // The free camera looks at the model: the capsule's pixels differ from the background.
+        let first = &image.rgb[..3];
+        assert!(image.rgb.chunks_exact(3).any(|p| p != first), "a uniform frame");
+        // Same state, same frame.
+        assert_eq!(renderer.render(&mut physics, 48, 64, CameraId::Free).unwrap(), image);
+        let (w, h) = physics.model().offscreen_size();
+        let err = renderer.render(&mut physics, h + 1, w, CameraId::Free).unwrap_err();
+        assert!(err.to_string().contains("offscreen buffer"), "{err}");
+        let err = renderer.render(&mut physics, 8, 8, CameraId::Fixed(0)).unwrap_err();
+        assert!(err.to_string().contains("0 cameras"), "{err}");
     }
 }

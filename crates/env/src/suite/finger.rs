@@ -18,6 +18,9 @@ const MAX_ATTEMPTS: usize = 1000;
 /// `sensordata` indices of the sensors the observation reads.
 pub(super) struct Spin {
     hinge_dof: usize,
+    /// The `target` and `tip` sites, hidden in spin's frames.
+    target_site: usize,
+    tip_site: usize,
     proximal: usize,
     distal: usize,
     tip: usize,
@@ -35,6 +38,8 @@ impl Spin {
             |name: &str| -> Result<usize> { Ok(model.sensor_span(model.id(ObjKind::Sensor, name)?).start) };
         Ok(Spin {
             hinge_dof: model.joint_dof_adr(model.id(ObjKind::Joint, "hinge")?),
+            target_site: model.id(ObjKind::Site, "target")?,
+            tip_site: model.id(ObjKind::Site, "tip")?,
             proximal: at("proximal")?,
             distal: at("distal")?,
             tip: at("tip")?,
@@ -50,8 +55,9 @@ impl Spin {
 
 impl SuiteTask for Spin {
     fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState) -> Result<()> {
-        // dm_control also hides the target and tip sites (their alpha); that only changes
-        // rendering, which this backend does not do.
+        // Spin has no target: dm_control hides the target and tip sites in its frames.
+        physics.model_mut().set_site_alpha(self.target_site, 0.0);
+        physics.model_mut().set_site_alpha(self.tip_site, 0.0);
         physics.model_mut().set_dof_damping(self.hinge_dof, HINGE_DAMPING);
         for _ in 0..MAX_ATTEMPTS {
             randomize_limited_and_rotational_joints(physics, random)?;

@@ -27,8 +27,8 @@ mod walker;
 use crate::spec::{ActionSpec, Env, Frame, Obs, ObsSpec, Step};
 use crate::tasks::TaskName;
 use crate::{Error, Result};
-use gradplan_config::EnvConfig;
-use gradplan_mujoco::{Asset, Model, Physics};
+use gradplan_config::{EnvConfig, ObsKind, PixelMode};
+use gradplan_mujoco::{Asset, CameraId, Model, Physics, Renderer};
 use random::RandomState;
 use std::path::{Path, PathBuf};
 
@@ -230,6 +230,14 @@ fn load(name: &TaskName) -> Result<Loaded> {
     }
 }
 
+/// EGL failures get the environment's one message on what to install.
+fn egl_error(err: gradplan_mujoco::Error) -> Error {
+    match err {
+        gradplan_mujoco::Error::Egl { detail } => Error::Egl { detail },
+        other => Error::Mujoco(other),
+    }
+}
+
 /// A native dm_control task with action repeat and time limit, as one [`Env`], behaving as
 /// [`crate::dmc::DmcEnv`] does on the same task.
 pub struct NativeSuiteEnv {
@@ -250,6 +258,41 @@ pub struct NativeSuiteEnv {
     /// Simulator steps taken in the current episode; `None` before the first reset.
     steps: Option<usize>,
     ended: bool,
+    /// How pixel observations are made; `None` for state observations.
+    pixels: Option<PixelObs>,
+    /// The camera of observations and [`Env::render`] (dm_control's `camera_id`).
+    camera: CameraId,
+    /// Made at the first frame, as dm_control makes its rendering contexts lazily, so that
+    /// state-only runs never need EGL.
+    renderer: Option<Renderer>,
+}
+
+/// Pixel observations as the dm_control backend makes them.
+#[derive(Debug, Clone, Copy)]
+struct PixelObs {
+    /// Side of the square observation.
+    size: usize,
+    /// Rendered at 240×320 and shrunk with OpenCV's bilinear arithmetic, or rendered at
+    /// `size` directly.
+    mode: PixelMode,
+}
+
+/// The dm_control backend's render size for `pixel_mode = "resize"` (dm_control's default).
+const RESIZE_FROM: (usize, usize) = (240, 320);
+
+/// The model's offscreen buffer bounds what MuJoCo can render; dm_control raises the same
+/// complaint from its `Camera`.
+fn check_frame_size(physics: &Physics, task: &str, height: usize, width: usize) -> Result<()> {
+    let (max_width, max_height) = physics.model().offscreen_size();
+    if height > max_height || width > max_width {
+        return Err(Error::Config(gradplan_config::Error::Invalid {
+            key: "env.image_size".into(),
+            reason: format!(
+                "{task} renders at most {max_height}x{max_width} (its offscreen buffer); asked for {height}x{width}"
+            ),
+        }));
+    }
+    Ok(())
 }
 
 impl NativeSuiteEnv {
@@ -278,6 +321,43 @@ impl NativeSuiteEnv {
             high: ranges.iter().map(|r| r.map_or(f32::INFINITY, |r| r.high as f32)).collect(),
         };
         let obs_dim = task.observation(&physics).len();
+        let camera_index = cfg.camera.unwrap_or_else(|| name.default_camera());
+        let cameras = physics.model().ncam() as i64;
+        // Checked here, as the dm_control backend does, so a bad camera fails before a run
+        // directory is written.
+        if !(-1..cameras).contains(&camera_index) {
+            return Err(Error::Config(gradplan_config::Error::Invalid {
+                key: "env.camera".into(),
+                reason: format!(
+                    "{} has {cameras} cameras (ids 0 to {}, or -1 for the free camera); got {camera_index}",
+                    cfg.task,
+                    cameras - 1
+                ),
+            }));
+        }
+        let camera = CameraId::from_index(camera_index)?;
+        let pixels = match cfg.obs {
+            ObsKind::State => None,
+            ObsKind::Pixels => {
+                let (height, width) = match cfg.pixel_mode {
+                    PixelMode::Direct => (cfg.image_size, cfg.image_size),
+                    PixelMode::Resize => RESIZE_FROM,
+                };
+                if cfg.pixel_mode == PixelMode::Resize && cfg.image_size > RESIZE_FROM.0 {
+                    return Err(Error::Config(gradplan_config::Error::Invalid {
+                        key: "env.image_size".into(),
+                        reason: format!(
+                            "the native backend reproduces OpenCV's resize for shrinking the {}x{} \
+                             render only, so `pixel_mode = \"resize\"` takes at most {}; use \
+                             `pixel_mode = \"direct\"` or `env.backend = \"dmc\"`",
+                            RESIZE_FROM.0, RESIZE_FROM.1, RESIZE_FROM.0
+                        ),
+                    }));
+                }
+                check_frame_size(&physics, &cfg.task, height, width)?;
+                Some(PixelObs { size: cfg.image_size, mode: cfg.pixel_mode })
+            }
+        };
         Ok(NativeSuiteEnv {
             name: cfg.task.clone(),
             physics,
@@ -292,12 +372,39 @@ impl NativeSuiteEnv {
             dm_steps: 0,
             steps: None,
             ended: false,
+            pixels,
+            camera,
+            renderer: None,
         })
     }
 
-    fn observation(&self) -> Obs {
-        // The dm_control backend flattens in float64 and then casts to float32.
-        Obs::State(self.task.observation(&self.physics).into_iter().map(|x| x as f32).collect())
+    /// The current state seen from the env's camera, as dm_control's `physics.render`.
+    fn frame(&mut self, height: usize, width: usize) -> Result<Frame> {
+        let renderer = match &mut self.renderer {
+            Some(renderer) => renderer,
+            None => self.renderer.insert(Renderer::new(&self.physics).map_err(egl_error)?),
+        };
+        let image = renderer.render(&mut self.physics, height, width, self.camera).map_err(egl_error)?;
+        Frame::new(image.height, image.width, image.rgb)
+    }
+
+    fn observation(&mut self) -> Result<Obs> {
+        match self.pixels {
+            Some(PixelObs { size, mode: PixelMode::Direct }) => Ok(Obs::Pixels(self.frame(size, size)?)),
+            Some(PixelObs { size, mode: PixelMode::Resize }) => {
+                let (height, width) = RESIZE_FROM;
+                let big = self.frame(height, width)?;
+                Ok(Obs::Pixels(Frame::new(
+                    size,
+                    size,
+                    crate::resize::resize_linear(&big.data, height, width, size, size),
+                )?))
+            }
+            // The dm_control backend flattens in float64 and then casts to float32.
+            None => {
+                Ok(Obs::State(self.task.observation(&self.physics).into_iter().map(|x| x as f32).collect()))
+            }
+        }
     }
 }
 
@@ -311,7 +418,10 @@ impl Env for NativeSuiteEnv {
     }
 
     fn obs_spec(&self) -> ObsSpec {
-        ObsSpec::State { dim: self.obs_dim }
+        match self.pixels {
+            Some(PixelObs { size, .. }) => ObsSpec::Pixels { height: size, width: size },
+            None => ObsSpec::State { dim: self.obs_dim },
+        }
     }
 
     fn action_repeat(&self) -> usize {
@@ -335,7 +445,7 @@ impl Env for NativeSuiteEnv {
         self.dm_steps = 0;
         self.steps = Some(0);
         self.ended = false;
-        Ok(self.observation())
+        self.observation()
     }
 
     fn step(&mut self, action: &[f32]) -> Result<Step> {
@@ -371,11 +481,12 @@ impl Env for NativeSuiteEnv {
         let terminated = last && discount == 0.0;
         let truncated = !terminated && (last || steps >= self.episode_steps);
         self.ended = terminated || truncated;
-        Ok(Step { obs: self.observation(), reward, terminated, truncated })
+        Ok(Step { obs: self.observation()?, reward, terminated, truncated })
     }
 
-    fn render(&mut self, _height: usize, _width: usize) -> Result<Frame> {
-        Err(Error::NativePixels)
+    fn render(&mut self, height: usize, width: usize) -> Result<Frame> {
+        check_frame_size(&self.physics, &self.name, height, width)?;
+        self.frame(height, width)
     }
 }
 
