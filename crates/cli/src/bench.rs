@@ -205,6 +205,53 @@ fn mean_step_us(env: &mut dyn Env, action: &[f32], steps: usize) -> Result<f64> 
     Ok(start.elapsed().as_secs_f64() / steps as f64 * 1e6)
 }
 
+/// What `bench env` measures of one backend on one task.
+struct EnvTiming {
+    step_us: f64,
+    render_ms: f64,
+    /// One pixel-observation step, rendered at 64×64 directly / at 240×320 and resized.
+    direct_obs_ms: f64,
+    resize_obs_ms: f64,
+}
+
+/// Times `backend` on `task`; `None` where the backend does not have the task (a task the
+/// native backend has not ported).
+fn time_backend(task: &str, backend: EnvBackend, args: &EnvBenchArgs) -> Result<Option<EnvTiming>> {
+    let cfg = EnvConfig {
+        task: task.to_owned(),
+        obs: ObsKind::State,
+        pixel_mode: PixelMode::Direct,
+        action_repeat: Some(1),
+        backend,
+        ..EnvConfig::default()
+    };
+    let mut env = match make_env(&cfg) {
+        Ok(env) => env,
+        Err(gradplan_env::Error::UnknownTask { .. }) if backend == EnvBackend::Native => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("loading {task} on the {backend} backend")),
+    };
+    let action = vec![0.1f32; env.action_spec().dim()];
+    let step_us = mean_step_us(&mut *env, &action, args.steps)?;
+    env.render(64, 64)?;
+    let start = Instant::now();
+    for _ in 0..args.renders {
+        env.render(64, 64)?;
+    }
+    let render_ms = start.elapsed().as_secs_f64() / args.renders as f64 * 1e3;
+    drop(env);
+    let pixel_step_ms = |pixel_mode| -> Result<f64> {
+        let cfg = EnvConfig { obs: ObsKind::Pixels, pixel_mode, ..cfg.clone() };
+        let mut env = make_env(&cfg).with_context(|| format!("loading {task} with pixels"))?;
+        Ok(mean_step_us(&mut *env, &action, args.renders)? / 1e3)
+    };
+    Ok(Some(EnvTiming {
+        step_us,
+        render_ms,
+        direct_obs_ms: pixel_step_ms(PixelMode::Direct)?,
+        resize_obs_ms: pixel_step_ms(PixelMode::Resize)?,
+    }))
+}
+
 fn env(args: &EnvBenchArgs) -> Result<()> {
     let tasks: Vec<String> = if args.tasks.is_empty() {
         PAPER_TASKS.iter().map(|s| s.to_string()).collect()
@@ -212,75 +259,43 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
         args.tasks.clone()
     };
     println!(
-        "one simulator step (action repeat 1) and one 64×64 render: dm_control from Rust, the native \
-         MuJoCo backend (no Python; — where the task is not ported), and a Python user of dm_control;"
+        "one simulator step (action repeat 1), one 64×64 render, and one pixel observation step \
+         (step + 64×64 frame) rendered directly or at 240×320 + resize;"
     );
     println!(
-        "then one pixel observation step (step + 64×64 frame) per pixel mode: direct, and 240×320 + resize"
+        "rows: dm_control from Rust (`dmc`), the native MuJoCo backend (`native`, no Python), and a \
+         Python user of dm_control (`python`)"
     );
     println!(
-        "{:<26} {:>14} {:>15} {:>14} {:>16} {:>16} {:>14} {:>14}",
-        "task",
-        "Rust step µs",
-        "native step µs",
-        "Python step µs",
-        "Rust render ms",
-        "Python render ms",
-        "direct obs ms",
-        "resize obs ms"
+        "{:<26} {:<8} {:>10} {:>10} {:>14} {:>14}",
+        "task", "backend", "step µs", "render ms", "direct obs ms", "resize obs ms"
     );
+    let cell = |v: Option<f64>, digits: usize| v.map_or("—".to_owned(), |v| format!("{v:.digits$}"));
     for task in &tasks {
-        let cfg = EnvConfig {
-            task: task.clone(),
-            obs: ObsKind::State,
-            pixel_mode: PixelMode::Direct,
-            action_repeat: Some(1),
-            ..EnvConfig::default()
-        };
-        let mut env = make_env(&cfg).with_context(|| format!("loading {task}"))?;
-        let action = vec![0.1f32; env.action_spec().dim()];
-        let step_us = mean_step_us(&mut *env, &action, args.steps)?;
-        let native = EnvConfig { backend: EnvBackend::Native, ..cfg.clone() };
-        let native_step_us = match make_env(&native) {
-            Ok(mut native) => Some(mean_step_us(&mut *native, &action, args.steps)?),
-            Err(gradplan_env::Error::UnknownTask { .. }) => None,
-            Err(e) => return Err(e).with_context(|| format!("loading {task} on the native backend")),
-        };
-        env.render(64, 64)?;
-        let start = Instant::now();
-        for _ in 0..args.renders {
-            env.render(64, 64)?;
+        for backend in [EnvBackend::Dmc, EnvBackend::Native] {
+            let t = time_backend(task, backend, args)?;
+            println!(
+                "{:<26} {:<8} {:>10} {:>10} {:>14} {:>14}",
+                task,
+                backend.to_string(),
+                cell(t.as_ref().map(|t| t.step_us), 1),
+                cell(t.as_ref().map(|t| t.render_ms), 2),
+                cell(t.as_ref().map(|t| t.direct_obs_ms), 2),
+                cell(t.as_ref().map(|t| t.resize_obs_ms), 2),
+            );
         }
-        let render_ms = start.elapsed().as_secs_f64() / args.renders as f64 * 1e3;
-        drop(env);
-        let pixel_step_ms = |pixel_mode| -> Result<f64> {
-            let cfg = EnvConfig { obs: ObsKind::Pixels, pixel_mode, ..cfg.clone() };
-            let mut env = make_env(&cfg).with_context(|| format!("loading {task} with pixels"))?;
-            env.reset(Some(0))?;
-            let start = Instant::now();
-            for _ in 0..args.renders {
-                if env.step(&action)?.done() {
-                    env.reset(None)?;
-                }
-            }
-            Ok(start.elapsed().as_secs_f64() / args.renders as f64 * 1e3)
-        };
-        let direct_ms = pixel_step_ms(PixelMode::Direct)?;
-        let resize_ms = pixel_step_ms(PixelMode::Resize)?;
         let reference = python_reference(
             ENV_REFERENCE,
             &[task.clone(), args.steps.to_string(), args.renders.to_string(), "64".into()],
         )?;
         println!(
-            "{:<26} {:>14.1} {:>15} {:>14.1} {:>16.2} {:>16.2} {:>14.2} {:>14.2}",
+            "{:<26} {:<8} {:>10} {:>10} {:>14} {:>14}",
             task,
-            step_us,
-            native_step_us.map_or("—".to_owned(), |us| format!("{us:.1}")),
-            reference["step_us"].as_f64().unwrap_or(f64::NAN),
-            render_ms,
-            reference["render_ms"].as_f64().unwrap_or(f64::NAN),
-            direct_ms,
-            resize_ms,
+            "python",
+            cell(reference["step_us"].as_f64(), 1),
+            cell(reference["render_ms"].as_f64(), 2),
+            "—",
+            "—",
         );
     }
     Ok(())

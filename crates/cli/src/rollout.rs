@@ -39,8 +39,8 @@ pub struct EnvArgs {
     #[arg(long, default_value_t = 64)]
     pub image_size: usize,
     /// `dmc`: dm_control through the embedded Python; `native`: the same task on MuJoCo
-    /// from Rust, no Python (state observations; `env.backend`). Default: dmc, or native in
-    /// a build without Python.
+    /// from Rust, no Python, same episodes and frames (`env.backend`). Default: dmc, or
+    /// native in a build without Python.
     #[arg(long, default_value = DEFAULT_BACKEND)]
     pub backend: EnvBackend,
 }

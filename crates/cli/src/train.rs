@@ -18,8 +18,8 @@ pub struct TrainArgs {
     /// pixels or state.
     #[arg(long)]
     obs: Option<String>,
-    /// dmc (dm_control through Python) or native (MuJoCo from Rust, state observations):
-    /// `env.backend`, default dmc.
+    /// dmc (dm_control through Python) or native (the same tasks on MuJoCo from Rust, no
+    /// Python): `env.backend`; default dmc, or native in a build without Python.
     #[arg(long)]
     backend: Option<String>,
     /// Seeds everything in the run.
@@ -87,7 +87,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     overrides.extend(flag("env.task", &args.task));
     overrides.extend(flag("planner.kind", &args.planner.map(|p| p.0.name().to_owned())));
     overrides.extend(flag("env.obs", &args.obs));
-    overrides.extend(flag("env.backend", &args.backend));
+    // A build without dm_control can only run the native backend, so it is the default there.
+    let backend = args.backend.clone().or((!cfg!(feature = "dmc")).then(|| "native".to_owned()));
+    overrides.extend(flag("env.backend", &backend));
     overrides.extend(flag("device", &args.device));
     overrides.extend(args.seed.map(|s| format!("seed={s}")));
     overrides.extend(args.threads.map(|t| format!("threads={t}")));

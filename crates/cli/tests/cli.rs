@@ -73,9 +73,12 @@ fn rollout_prints_returns_and_writes_a_gif() {
         episode_lines(&stdout),
         episode_lines(&text(&gradplan(&[&args[..], &["--obs", "state"]].concat()).stdout))
     );
-    // The native MuJoCo backend plays the same episodes (its rewards can differ from numpy's
-    // AVX-512 `exp` in the last bit, docs/decisions.md #12, hence the tolerance).
-    let out = gradplan(&[&args[..], &["--obs", "state", "--backend", "native"]].concat());
+    // The native MuJoCo backend plays the same episodes and shows the same frames (its
+    // rewards can differ from numpy's AVX-512 `exp` in the last bit, docs/decisions.md #12,
+    // hence the tolerance on the returns).
+    let native_gif = dir.path().join("native.gif");
+    let out =
+        gradplan(&[&args[..], &["--backend", "native", "--video", native_gif.to_str().unwrap()]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let native: Vec<f64> = text(&out.stdout)
         .lines()
@@ -86,8 +89,7 @@ fn rollout_prints_returns_and_writes_a_gif() {
     for (n, d) in native.iter().zip(&returns) {
         assert!((n - d).abs() < 1e-6, "native {native:?} vs dm_control {returns:?}");
     }
-    let out = gradplan(&[&args[..], &["--backend", "native"]].concat());
-    assert_clear_failure(&out, "state observations only");
+    assert_eq!(std::fs::read(&native_gif).unwrap(), std::fs::read(&gif).unwrap(), "native frames differ");
 }
 
 #[test]
@@ -341,4 +343,45 @@ fn resume_takes_a_device_threads_and_a_new_budget() {
     let out = gradplan(&resume);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!((rows(), std::fs::read_to_string(run.join("checkpoints/LATEST")).unwrap()), (5, latest));
+}
+
+#[test]
+fn a_pixel_run_on_the_native_backend_is_the_dm_control_run() {
+    // Same seed, same episodes, same frames, hence the same losses and returns, column for
+    // column, except for the timings.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = |backend: &str| -> Vec<Vec<String>> {
+        let run = dir.path().join(backend);
+        let out = gradplan(&[
+            "train",
+            "--preset",
+            "debug",
+            "--task",
+            "cartpole-swingup",
+            "--seed",
+            "1",
+            "--threads",
+            "1",
+            "--no-report",
+            "--backend",
+            backend,
+            "--run-dir",
+            run.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        csv.lines()
+            .map(|l| {
+                l.split(',')
+                    .zip(&header)
+                    .filter(|(_, h)| !matches!(**h, "plan_ms" | "wall_s"))
+                    .map(|(v, _)| v.to_owned())
+                    .collect()
+            })
+            .collect()
+    };
+    let native = metrics("native");
+    assert_eq!(native.len(), 1 + 4, "{native:?}");
+    assert_eq!(native, metrics("dmc"));
 }

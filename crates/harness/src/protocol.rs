@@ -8,7 +8,7 @@
 //! compares its pure policy with Policy+Grad-MPC. `--scale` shrinks every budget.
 
 use crate::{Error, Result};
-use gradplan_config::{GradMpcFlavour, PlannerKind};
+use gradplan_config::{EnvBackend, GradMpcFlavour, PlannerKind};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -310,6 +310,9 @@ pub struct Protocol {
     pub device: String,
     /// libtorch threads per run (0: one per core).
     pub threads: usize,
+    /// Which implementation runs the tasks (`env.backend`): dm_control, or the native MuJoCo
+    /// backend (the same episodes without Python).
+    pub backend: EnvBackend,
 }
 
 impl Protocol {
@@ -361,6 +364,7 @@ impl Protocol {
             eval_planners,
             device: "cpu".into(),
             threads: 0,
+            backend: EnvBackend::Dmc,
         })
     }
 
@@ -390,6 +394,11 @@ impl Protocol {
                     }
                     if self.threads > 0 {
                         overrides.push(format!("threads={}", self.threads));
+                    }
+                    // Only the native backend is named, so dm_control jobs keep their
+                    // settings (and a directory written before the key existed stays valid).
+                    if self.backend == EnvBackend::Native {
+                        overrides.push(format!("env.backend=\"{}\"", self.backend));
                     }
                     jobs.push(Job {
                         id: format!("t{}-{task}-{}-s{seed}", self.table.number(), planner.name()),
@@ -549,6 +558,19 @@ mod tests {
         assert_eq!(train_iterations(BenchPlanner::GRAD_MPC_PAPER, None), Some(40));
         for job in &jobs {
             gradplan_config::RunConfig::resolve(&job.preset, None, &job.overrides).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_native_backend_reaches_every_job_and_dm_control_jobs_are_unchanged() {
+        let mut p = Protocol::new(Table::One, Scale::Debug, vec![], vec![0], vec![], vec![]).unwrap();
+        let dmc = p.jobs();
+        assert!(dmc.iter().all(|j| !j.overrides.iter().any(|o| o.starts_with("env.backend"))));
+        p.backend = EnvBackend::Native;
+        for job in p.jobs() {
+            assert!(job.overrides.contains(&"env.backend=\"native\"".to_string()), "{:?}", job.overrides);
+            let cfg = gradplan_config::RunConfig::resolve(&job.preset, None, &job.overrides).unwrap();
+            assert_eq!(cfg.env.backend, EnvBackend::Native);
         }
     }
 

@@ -10,7 +10,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{EnvConfig, ObsKind, RunConfig};
+use gradplan_config::{EnvBackend, EnvConfig, ObsKind, RunConfig};
 use gradplan_harness::results::{self, Collected, EvalRecord, JobDone, Provenance};
 use gradplan_harness::slurm::{self, SlurmOptions};
 use gradplan_harness::{claim_dir, BenchPlanner, Job, JobLock, Protocol, Scale, Table};
@@ -58,6 +58,11 @@ pub struct DmcArgs {
     /// cpu, cuda or cuda:N, for every run and evaluation.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// dmc or native: the environment backend of every run (`env.backend`; native runs the
+    /// same episodes on MuJoCo from Rust, without Python). Default: dmc, or native in a build
+    /// without Python.
+    #[arg(long, default_value = crate::rollout::DEFAULT_BACKEND)]
+    backend: EnvBackend,
     /// libtorch threads per run (default: the preset's; with --jobs N on CPU, cores / N).
     #[arg(long)]
     threads: Option<usize>,
@@ -101,6 +106,7 @@ pub fn run(args: &DmcArgs) -> Result<()> {
         args.eval_planners.clone(),
     )?;
     protocol.device = device.to_string();
+    protocol.backend = args.backend;
     protocol.threads = match args.threads {
         Some(t) => t,
         None if args.jobs > 1 && !args.slurm => {
@@ -123,7 +129,12 @@ pub fn run(args: &DmcArgs) -> Result<()> {
     if !args.aggregate_only && !args.slurm {
         // An unknown task or a missing GPU fails here, once, before anything is written.
         for task in &protocol.tasks {
-            let cfg = EnvConfig { task: task.clone(), obs: ObsKind::State, ..EnvConfig::default() };
+            let cfg = EnvConfig {
+                task: task.clone(),
+                obs: ObsKind::State,
+                backend: args.backend,
+                ..EnvConfig::default()
+            };
             gradplan_env::make_env(&cfg).with_context(|| format!("checking task {task}"))?;
         }
         if matches!(device, DeviceSpec::Cuda(_)) {
@@ -226,6 +237,8 @@ fn harness_argv(args: &DmcArgs, out: &Path, p: &Protocol) -> Vec<String> {
         join(p.eval_planners.iter().map(|k| k.name().to_string()).collect()),
         "--device".into(),
         p.device.clone(),
+        "--backend".into(),
+        p.backend.to_string(),
     ];
     if p.threads > 0 {
         argv.extend(["--threads".into(), p.threads.to_string()]);
