@@ -272,7 +272,13 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
     );
     let cell = |v: Option<f64>, digits: usize| v.map_or("—".to_owned(), |v| format!("{v:.digits$}"));
     for task in &tasks {
-        for backend in [EnvBackend::Dmc, EnvBackend::Native] {
+        // A build without Python times the native backend alone.
+        let backends: &[EnvBackend] = if cfg!(feature = "dmc") {
+            &[EnvBackend::Dmc, EnvBackend::Native]
+        } else {
+            &[EnvBackend::Native]
+        };
+        for &backend in backends {
             let t = time_backend(task, backend, args)?;
             println!(
                 "{:<26} {:<8} {:>10} {:>10} {:>14} {:>14}",
@@ -283,6 +289,9 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
                 cell(t.as_ref().map(|t| t.direct_obs_ms), 2),
                 cell(t.as_ref().map(|t| t.resize_obs_ms), 2),
             );
+        }
+        if !cfg!(feature = "dmc") {
+            continue;
         }
         let reference = python_reference(
             ENV_REFERENCE,

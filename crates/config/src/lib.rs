@@ -181,8 +181,9 @@ pub struct EnvConfig {
     /// Camera id; `None` takes camera 0 (camera 2 for quadruped).
     pub camera: Option<i64>,
     /// What runs a dm_control task: `dmc` (default; dm_control through Python) or `native`
-    /// (the same task in Rust on MuJoCo, bit-identical in state, reward, observation and
-    /// frame, no Python). Ignored by the `native_` toy tasks.
+    /// (the same task in Rust on MuJoCo, no Python: bit-identical in state, observation and
+    /// frame, and in reward except where numpy's AVX-512 `exp` rounds a Gaussian-shaped
+    /// reward's last bit differently). Ignored by the `native_` toy tasks.
     pub backend: EnvBackend,
 }
 

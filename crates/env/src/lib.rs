@@ -7,8 +7,9 @@
 //!   of `dm_control.suite` with the same seed and actions.
 //! * [`suite::NativeSuiteEnv`]: dm_control tasks reimplemented in Rust on libmujoco 3.17.0
 //!   (`env.backend = "native"`, behind the default `mujoco` feature): no Python, and the same
-//!   initial states, rewards, state observations and directly rendered frames as dm_control,
-//!   bit for bit.
+//!   initial states, state observations and frames (direct and resized) as dm_control, bit
+//!   for bit, and the same rewards up to the last bit where numpy's AVX-512 `exp` rounds
+//!   differently (docs/decisions.md, #12).
 //! * [`native`]: small environments written in Rust with pixel rendering and a known good
 //!   policy, so everything above the environment can be tested fast and without Python.
 //! * [`preprocess`]: PlaNet's 5-bit image preprocessing.

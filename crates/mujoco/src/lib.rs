@@ -38,7 +38,7 @@ const NWARNING: usize = bindings::mjtWarning_mjNWARNING as usize;
 
 /// MuJoCo's warning names, in `mjtWarning` order, for error messages.
 const WARNING_NAMES: [&str; NWARNING] =
-    ["inertia", "contact_full", "constraint_full", "vgeom_full", "bad_qpos", "bad_qvel", "bad_qacc"];
+    ["inertia", "contact_full", "constraint_full", "bad_qpos", "bad_qvel", "bad_qacc", "bad_ctrl"];
 
 /// Everything that can go wrong while loading or stepping a model.
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +187,13 @@ impl Drop for Vfs {
 /// A compiled MuJoCo model (`mjModel`).
 pub struct Model {
     raw: NonNull<bindings::mjModel>,
+    /// Unique per loaded model for the life of the process: a renderer checks it, since a
+    /// freed model's address can be reused by the next one.
+    id: u64,
 }
+
+/// Source of [`Model`] ids.
+static NEXT_MODEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 // SAFETY: an mjModel is plain memory owned by this value; MuJoCo keeps no thread-local
 // references to it, so it may move between threads.
@@ -197,7 +203,43 @@ unsafe impl Send for Model {}
 /// relative to its (empty) directory, as for dm_control's `from_xml_string`.
 const MAIN_FILE: &str = "gradplan_model.xml";
 
+/// The settable parameters of a [`Physics`]'s model ([`Physics::model_params`]).
+pub struct ModelParams<'a> {
+    model: &'a mut Model,
+}
+
+impl ModelParams<'_> {
+    pub fn geom_size(&self, geom: usize) -> [f64; 3] {
+        self.model.geom_size(geom)
+    }
+
+    pub fn set_geom_size(&mut self, geom: usize, size: [f64; 3]) {
+        self.model.set_geom_size(geom, size)
+    }
+
+    pub fn geom_pos(&self, geom: usize) -> [f64; 3] {
+        self.model.geom_pos(geom)
+    }
+
+    pub fn set_geom_pos(&mut self, geom: usize, pos: [f64; 3]) {
+        self.model.set_geom_pos(geom, pos)
+    }
+
+    pub fn set_site_alpha(&mut self, site: usize, alpha: f32) {
+        self.model.set_site_alpha(site, alpha)
+    }
+
+    pub fn set_dof_damping(&mut self, dof: usize, damping: f64) {
+        self.model.set_dof_damping(dof, damping)
+    }
+}
+
 impl Model {
+    /// This model's id, unique in the process.
+    pub(crate) fn instance_id(&self) -> u64 {
+        self.id
+    }
+
     /// Compiles a model from its XML text, with the files it includes supplied in memory
     /// (dm_control's `Physics.from_xml_string(xml, assets)`).
     pub fn from_xml(xml: &str, assets: &[Asset]) -> Result<Model> {
@@ -217,7 +259,9 @@ impl Model {
             bindings::mj_loadXML(name.as_ptr(), &*vfs.raw, message.as_mut_ptr(), message.len() as c_int)
         };
         match NonNull::new(raw) {
-            Some(raw) => Ok(Model { raw }),
+            Some(raw) => {
+                Ok(Model { raw, id: NEXT_MODEL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) })
+            }
             None => {
                 // SAFETY: MuJoCo NUL-terminates the message within the buffer.
                 let text = unsafe { CStr::from_ptr(message.as_ptr()) }.to_string_lossy().trim().to_owned();
@@ -486,10 +530,11 @@ impl Physics {
         &self.model
     }
 
-    /// The model, to change parameters between steps as dm_control tasks do (a target's
-    /// size or position, a damping).
-    pub fn model_mut(&mut self) -> &mut Model {
-        &mut self.model
+    /// The model's parameters, to change between steps as dm_control tasks do (a target's
+    /// size or position, a damping). A handle rather than `&mut Model`, so the model cannot
+    /// be replaced under a data sized for it.
+    pub fn model_params(&mut self) -> ModelParams<'_> {
+        ModelParams { model: &mut self.model }
     }
 
     fn m(&self) -> *const bindings::mjModel {

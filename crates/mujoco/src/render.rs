@@ -291,8 +291,8 @@ pub struct Image {
 pub struct Renderer {
     context: EglContext,
     con: Box<bindings::mjrContext>,
-    /// The model the GL resources were uploaded from; frames of another model are refused.
-    model: *const bindings::mjModel,
+    /// Id of the model the GL resources were uploaded from; frames of another are refused.
+    model: u64,
     max_geom: i32,
 }
 
@@ -367,7 +367,7 @@ impl Renderer {
         }
         // SAFETY: valid model.
         let raw = unsafe { &*m };
-        Ok(Renderer { context, con, model: m, max_geom: max_geom(raw) })
+        Ok(Renderer { context, con, model: physics.model().instance_id(), max_geom: max_geom(raw) })
     }
 
     /// Renders the current state of `physics` as dm_control's `physics.render(height,
@@ -379,7 +379,7 @@ impl Renderer {
         width: usize,
         camera: CameraId,
     ) -> Result<Image> {
-        if !std::ptr::eq(physics.m(), self.model) {
+        if physics.model().instance_id() != self.model {
             return Err(Error::Render("the renderer was made for another model".into()));
         }
         let (max_width, max_height) = physics.model().offscreen_size();

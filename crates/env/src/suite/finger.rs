@@ -56,9 +56,9 @@ impl Spin {
 impl SuiteTask for Spin {
     fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState) -> Result<()> {
         // Spin has no target: dm_control hides the target and tip sites in its frames.
-        physics.model_mut().set_site_alpha(self.target_site, 0.0);
-        physics.model_mut().set_site_alpha(self.tip_site, 0.0);
-        physics.model_mut().set_dof_damping(self.hinge_dof, HINGE_DAMPING);
+        physics.model_params().set_site_alpha(self.target_site, 0.0);
+        physics.model_params().set_site_alpha(self.tip_site, 0.0);
+        physics.model_params().set_dof_damping(self.hinge_dof, HINGE_DAMPING);
         for _ in 0..MAX_ATTEMPTS {
             randomize_limited_and_rotational_joints(physics, random)?;
             physics.forward_without_actuation();

@@ -11,8 +11,10 @@
 //! numpy's order of operations ([`rewards`]). Tested against dm_control in the same process
 //! in `tests/native_vs_dmc.rs`.
 //!
-//! State observations only: pixels need MuJoCo's renderer, which this backend does not
-//! drive yet (`env.backend = "dmc"` renders).
+//! Rewards are bit-identical too where numpy's float64 `exp` is the C library's; numpy's
+//! AVX-512 kernel differs in the last bit for a few percent of the Gaussian-shaped rewards
+//! (docs/decisions.md, #12). Frames come from [`gradplan_mujoco::Renderer`], the same MuJoCo
+//! calls as dm_control's `physics.render`.
 
 mod ball_in_cup;
 mod cartpole;
@@ -437,6 +439,9 @@ impl Env for NativeSuiteEnv {
             })?;
             self.random = RandomState::new(seed);
         }
+        // Until the new episode is set up, there is none: a failed initialisation must not
+        // leave the previous episode steppable.
+        self.steps = None;
         // Environment.reset: Physics.reset_context() around the task's initialisation.
         self.physics.reset_data();
         self.physics.forward_without_actuation();
@@ -461,7 +466,11 @@ impl Env for NativeSuiteEnv {
         let mut discount = 1.0;
         while sim_steps < budget {
             self.physics.ctrl_mut().copy_from_slice(&action);
-            legacy_step(&mut self.physics, self.sub_steps)?;
+            if let Err(e) = legacy_step(&mut self.physics, self.sub_steps) {
+                // dm_control's episode ends with the error too; reset starts a new one.
+                self.ended = true;
+                return Err(e);
+            }
             reward += self.task.reward(&self.physics);
             self.dm_steps += 1;
             sim_steps += 1;

@@ -38,14 +38,14 @@ impl Reacher {
 
 impl SuiteTask for Reacher {
     fn initialize_episode(&self, physics: &mut Physics, random: &mut RandomState) -> Result<()> {
-        let model = physics.model_mut();
+        let mut model = physics.model_params();
         let mut size = model.geom_size(self.target);
         size[0] = self.target_size;
         model.set_geom_size(self.target, size);
         randomize_limited_and_rotational_joints(physics, random)?;
         let angle = random.uniform(0.0, 2.0 * PI);
         let radius = random.uniform(0.05, 0.20);
-        let model = physics.model_mut();
+        let mut model = physics.model_params();
         let mut pos = model.geom_pos(self.target);
         pos[0] = radius * angle.sin();
         pos[1] = radius * angle.cos();
