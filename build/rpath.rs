@@ -12,7 +12,7 @@ use std::process::Command;
 
 include!("mujoco_dir.rs");
 
-fn main() {
+pub fn main() {
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let mut dirs: Vec<PathBuf> = Vec::new();

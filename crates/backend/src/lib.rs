@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod optim;
+pub mod rng;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -29,6 +30,8 @@ pub enum Error {
     Mismatch { path: PathBuf, detail: String },
     #[error("{path} is not a readable safetensors file ({detail}); it may be truncated or corrupt")]
     CorruptWeights { path: PathBuf, detail: String },
+    #[error("random generator state: {0}")]
+    Rng(String),
     #[error("optimiser state: {0}")]
     OptimizerState(String),
     #[error(transparent)]

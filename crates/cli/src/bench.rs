@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use gradplan_backend::bench::{grad_mpc_iteration, GradMpcBench};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::{EnvBackend, EnvConfig, ObsKind, PixelMode};
-use gradplan_env::{make_env, Env, PAPER_TASKS};
+use gradplan_env::{make_env, Env, ThreadEnv, PAPER_TASKS};
 use std::process::Command;
 use std::time::Instant;
 
@@ -78,6 +78,10 @@ pub struct EnvBenchArgs {
     /// Renders timed per task.
     #[arg(long, default_value_t = 50)]
     renders: usize,
+    /// Numbers of native environments stepped at once on their own threads, for the
+    /// parallel table (empty: skip it).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    parallel: Vec<usize>,
 }
 
 pub fn run(cmd: &BenchCommand) -> Result<()> {
@@ -252,6 +256,82 @@ fn time_backend(task: &str, backend: EnvBackend, args: &EnvBenchArgs) -> Result<
     }))
 }
 
+/// Steps per second of `n` environments of `cfg`, each on its own thread, stepped together
+/// (every step started, then every step finished) `steps` times each after a seeded reset
+/// and one untimed step; an environment whose episode ends is reset on the spot.
+fn parallel_steps_per_s(cfg: &EnvConfig, n: usize, steps: usize) -> gradplan_env::Result<f64> {
+    let mut envs = ThreadEnv::spawn_many(cfg, n)?;
+    let action = vec![0.1f32; envs[0].action_spec().dim()];
+    for (k, env) in envs.iter_mut().enumerate() {
+        env.begin_reset(Some(k as u64))?;
+    }
+    for env in envs.iter_mut() {
+        env.finish_reset()?;
+        env.step(&action)?;
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        for env in envs.iter_mut() {
+            env.begin_step(&action)?;
+        }
+        for env in envs.iter_mut() {
+            if env.finish_step()?.done() {
+                env.reset(None)?;
+            }
+        }
+    }
+    Ok((n * steps) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The parallel table of `bench env`: native environments on threads, per observation kind.
+fn env_parallel(tasks: &[String], args: &EnvBenchArgs) -> Result<()> {
+    println!();
+    println!(
+        "native environments stepping at once, one thread each (action repeat 1): steps per second over \
+         all of them, and the speed-up over one"
+    );
+    let counts: Vec<String> = args.parallel.iter().map(|n| format!("{n} env/s")).collect();
+    println!(
+        "{:<26} {:<14} {}",
+        "task",
+        "observation",
+        counts.iter().map(|c| format!("{c:>18}")).collect::<String>()
+    );
+    for task in tasks {
+        let kinds = [
+            ("state", ObsKind::State, PixelMode::Direct, args.steps),
+            ("pixels direct", ObsKind::Pixels, PixelMode::Direct, args.renders),
+            ("pixels resize", ObsKind::Pixels, PixelMode::Resize, args.renders),
+        ];
+        for (label, obs, pixel_mode, steps) in kinds {
+            let cfg = EnvConfig {
+                task: task.clone(),
+                obs,
+                pixel_mode,
+                action_repeat: Some(1),
+                backend: EnvBackend::Native,
+                ..EnvConfig::default()
+            };
+            let mut cells = String::new();
+            let mut single = None;
+            for &n in &args.parallel {
+                let rate = match parallel_steps_per_s(&cfg, n, steps) {
+                    Ok(rate) => rate,
+                    Err(gradplan_env::Error::UnknownTask { .. }) => {
+                        cells = " — (not ported to the native backend)".into();
+                        break;
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("{n} native {task} environments")),
+                };
+                let base = *single.get_or_insert(rate);
+                cells += &format!("{:>18}", format!("{rate:.0} ({:.2}×)", rate / base));
+            }
+            println!("{task:<26} {label:<14} {cells}");
+        }
+    }
+    Ok(())
+}
+
 fn env(args: &EnvBenchArgs) -> Result<()> {
     let tasks: Vec<String> = if args.tasks.is_empty() {
         PAPER_TASKS.iter().map(|s| s.to_string()).collect()
@@ -306,6 +386,12 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
             "—",
             "—",
         );
+    }
+    if args.parallel.contains(&0) {
+        bail!("--parallel 0: every count must be at least 1");
+    }
+    if !args.parallel.is_empty() {
+        env_parallel(&tasks, args)?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use crate::planner_arg::PlannerArg;
 use crate::video::GifWriter;
 use anyhow::Result;
 use clap::Args;
+use gradplan_config::EnvBackend;
 use gradplan_env::Frame;
 use gradplan_train::{EpisodeStats, EvalOptions, Evaluator};
 use std::path::PathBuf;
@@ -38,6 +39,15 @@ pub struct EvalArgs {
     /// libtorch threads, 0 for one per core (default: the run's).
     #[arg(long)]
     threads: Option<usize>,
+    /// Environments stepping at once, each on its own thread, while this thread plans for
+    /// each in turn: the same episodes and returns, less wall time where simulating and
+    /// rendering cost something. More than one needs the native backend (`--backend native`).
+    #[arg(long, default_value_t = 1)]
+    envs: usize,
+    /// dmc or native: run the task on this backend instead of the run's (the two play the same
+    /// episodes). Default: the run's, or native in a build without Python.
+    #[arg(long)]
+    backend: Option<EnvBackend>,
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
@@ -48,6 +58,8 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         seed: args.seed,
         device: args.device.clone(),
         threads: args.threads,
+        envs: args.envs,
+        backend: args.backend.or((!cfg!(feature = "dmc")).then_some(EnvBackend::Native)),
     };
     let mut evaluator = Evaluator::new(&args.run_dir, opts)?;
     let changed = match evaluator.settings() {

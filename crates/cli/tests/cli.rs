@@ -228,6 +228,35 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
         frames += 1;
     }
     assert_eq!(frames, 2 * (1 + 25));
+    // The same evaluation with two native environments stepping at once: the same episodes,
+    // returns and frames (each episode keeps its own random stream). Two dm_control
+    // environments are refused: they would take turns under Python's lock.
+    let gif2 = dir.path().join("eval-parallel.gif");
+    let out = gradplan(
+        &[
+            &eval[..],
+            &["--episodes", "2", "--seed", "1", "--threads", "1", "--video", gif2.to_str().unwrap()],
+            &["--backend", "native", "--envs", "2"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let parallel = text(&out.stdout);
+    let returns = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.starts_with("episode"))
+            .map(|l| l.split(" over ").next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(returns(&parallel), returns(&stdout), "{parallel}");
+    assert_eq!(std::fs::read(&gif2).unwrap(), std::fs::read(&gif).unwrap(), "other frames");
+    let table = std::fs::read_to_string(run.join("eval.csv")).unwrap();
+    assert!(
+        table.lines().nth(2).unwrap().contains(",grad-mpc,iterations=3;env.backend=native,1,2,"),
+        "{table}"
+    );
+    let out = gradplan(&[&eval[..], &["--episodes", "2", "--envs", "2"]].concat());
+    assert_clear_failure(&out, "--backend native");
     let out = gradplan(&["eval", "--run-dir", run_arg, "--planner", "gradmpc"]);
     assert_clear_failure(&out, "cem, grad-mpc, mppi, grad-cem, random-shooting");
     let out = gradplan(&["eval", "--run-dir", bad.to_str().unwrap()]);

@@ -12,6 +12,8 @@
 //!   differently (docs/decisions.md, #12).
 //! * [`native`]: small environments written in Rust with pixel rendering and a known good
 //!   policy, so everything above the environment can be tested fast and without Python.
+//! * [`thread::ThreadEnv`]: an environment on its own thread, so several step at once (eval's
+//!   parallel test episodes).
 //! * [`preprocess`]: PlaNet's 5-bit image preprocessing.
 //! * [`resize`]: OpenCV's bilinear uint8 resize, byte for byte, for the native backend's
 //!   `pixel_mode = "resize"`.
@@ -25,11 +27,13 @@ mod spec;
 #[cfg(feature = "mujoco")]
 pub mod suite;
 mod tasks;
+pub mod thread;
 #[cfg(any(feature = "dmc", feature = "mujoco"))]
 mod venv;
 
 pub use spec::{decisions_per_episode, ActionSpec, Env, Frame, Obs, ObsSpec, Step};
 pub use tasks::{TaskName, NATIVE_PREFIX, PAPER_TASKS};
+pub use thread::{parallel_backend_error, ThreadEnv};
 #[cfg(any(feature = "dmc", feature = "mujoco"))]
 pub use venv::{find_venv, VENV_VAR};
 

@@ -313,6 +313,10 @@ pub struct Protocol {
     /// Which implementation runs the tasks (`env.backend`): dm_control, or the native MuJoCo
     /// backend (the same episodes without Python).
     pub backend: EnvBackend,
+    /// Environments each evaluation steps at once, on their own threads (`gradplan eval
+    /// --envs`): the same episodes, less wall time where simulating and rendering cost
+    /// something. More than one needs the native backend.
+    pub eval_envs: usize,
 }
 
 impl Protocol {
@@ -365,6 +369,7 @@ impl Protocol {
             device: "cpu".into(),
             threads: 0,
             backend: EnvBackend::Dmc,
+            eval_envs: 1,
         })
     }
 

@@ -5,9 +5,10 @@
 
 use crate::dynamics::ModelDynamics;
 use crate::{Error, Result};
+use gradplan_backend::rng::RngState;
 use gradplan_config::{DreamerConfig, PlannerConfig};
 use gradplan_dreamer::Behavior;
-use gradplan_env::{ActionSpec, Env, Frame, Obs};
+use gradplan_env::{ActionSpec, Env, Frame, Obs, ThreadEnv};
 use gradplan_model::{preprocess_frames, RssmState, WorldModel};
 use gradplan_plan::Planner;
 use gradplan_replay::Replay;
@@ -74,6 +75,8 @@ pub struct Agent {
     model: Rc<WorldModel>,
     dynamics: ModelDynamics,
     planner: Box<dyn Planner<ModelDynamics>>,
+    /// The planner's settings, to build one more per parallel episode.
+    plan_cfg: gradplan_plan::PlannerConfig,
     action_spec: ActionSpec,
     /// b, bits per colour channel the model sees (PlaNet: 5).
     bit_depth: u32,
@@ -104,6 +107,7 @@ impl Agent {
             bit_depth: model.cfg.bit_depth,
             device: model.device(),
             planner: plan_cfg.init(),
+            plan_cfg,
             model,
             dynamics,
             action_spec,
@@ -202,6 +206,199 @@ impl Agent {
         }
         Ok(stats)
     }
+}
+
+/// Episodes to play at once, one environment each (`gradplan eval --envs N`).
+pub struct ParallelEpisodes<'a> {
+    /// One seed per episode, in order; each seeds what [`EpisodeOptions::seed`] seeds.
+    pub seeds: Vec<u64>,
+    /// Std of the Gaussian exploration noise (0 for test episodes).
+    pub noise: f64,
+    /// Simulator steps per episode (`env.episode_steps`).
+    pub episode_steps: usize,
+    /// Hand every episode's frames to this sink, episode after episode in seed order.
+    pub frames: Option<FrameSink<'a>>,
+    /// Prefix of the progress bar (shown on terminals only).
+    pub label: &'a str,
+}
+
+/// The request an environment of a parallel run has in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InFlight {
+    Reset,
+    Step,
+}
+
+/// One episode in progress on one environment of a parallel run: everything
+/// [`Agent::run_episode`] keeps in locals, including libtorch's random stream.
+struct Lane {
+    episode: usize,
+    in_flight: InFlight,
+    /// The episode's libtorch random stream, put back before its draws.
+    torch_rng: RngState,
+    /// The exploration noise's stream.
+    rng: ChaCha8Rng,
+    planner: Box<dyn Planner<ModelDynamics>>,
+    belief: RssmState,
+    last_action: Tensor,
+    first: bool,
+    stats: EpisodeStats,
+    plan_time: f64,
+    predicted: f64,
+    iterations: f64,
+    frames: Vec<Frame>,
+}
+
+impl Agent {
+    /// Plays one planning episode per seed on `envs.len()` environments at once, each on its
+    /// own thread ([`ThreadEnv`]): while one environment simulates and renders, this thread
+    /// plans for another. Every episode is exactly the episode [`Agent::run_episode`] plays
+    /// with the same seed and `Policy::Plan { noise }` (each keeps its own libtorch random
+    /// stream), so the number of environments changes the wall time and nothing else.
+    /// `on_episode(index, stats)` is called in seed order.
+    pub fn run_episodes_parallel(
+        &mut self,
+        envs: &mut [ThreadEnv],
+        episodes: ParallelEpisodes<'_>,
+        on_episode: &mut dyn FnMut(usize, &EpisodeStats),
+    ) -> Result<Vec<EpisodeStats>> {
+        let result = self.play_parallel(envs, episodes, on_episode);
+        if result.is_err() {
+            // Leave no reply in flight, so the environments can be used (or dropped) again.
+            for env in envs.iter_mut() {
+                env.settle();
+            }
+        }
+        result
+    }
+
+    fn play_parallel(
+        &mut self,
+        envs: &mut [ThreadEnv],
+        episodes: ParallelEpisodes<'_>,
+        on_episode: &mut dyn FnMut(usize, &EpisodeStats),
+    ) -> Result<Vec<EpisodeStats>> {
+        let ParallelEpisodes { seeds, noise, episode_steps, mut frames, label } = episodes;
+        if envs.is_empty() {
+            return Err(Error::RunDir("parallel episodes need at least one environment".into()));
+        }
+        let normal = Normal::new(0.0f32, noise as f32).map_err(|e| Error::RunDir(e.to_string()))?;
+        let repeat = envs[0].action_repeat();
+        let bar = progress_bar(seeds.len() * episode_steps.div_ceil(repeat), label);
+        let mut done: Vec<Option<(EpisodeStats, Vec<Frame>)>> = (0..seeds.len()).map(|_| None).collect();
+        let mut reported = 0;
+        let mut next = 0;
+        let mut lanes: Vec<Option<Lane>> = Vec::with_capacity(envs.len());
+        for env in envs.iter_mut() {
+            lanes.push(self.start_lane(env, &seeds, &mut next)?);
+        }
+        while lanes.iter().any(Option::is_some) {
+            for (k, slot) in lanes.iter_mut().enumerate() {
+                let Some(lane) = slot.as_mut() else { continue };
+                let env = &mut envs[k];
+                let obs = match lane.in_flight {
+                    InFlight::Reset => env.finish_reset()?,
+                    InFlight::Step => {
+                        let step = env.finish_step()?;
+                        let stats = &mut lane.stats;
+                        stats.total_return += step.reward;
+                        stats.decisions += 1;
+                        stats.env_steps += repeat.min(episode_steps - (stats.decisions - 1) * repeat);
+                        bar.inc(1);
+                        if step.done() {
+                            let mut lane = slot.take().expect("the lane is active");
+                            if frames.is_some() {
+                                lane.frames.push(observed_frame(&step.obs, env, frames.as_ref())?);
+                            }
+                            let n = lane.stats.decisions.max(1) as f64;
+                            lane.stats.plan_ms = Some(lane.plan_time * 1e3 / n);
+                            lane.stats.predicted_return = Some(lane.predicted / n);
+                            lane.stats.iterations = Some(lane.iterations / n);
+                            done[lane.episode] = Some((lane.stats, lane.frames));
+                            // Report the episodes that are now complete in seed order.
+                            while let Some(Some((stats, shown))) = done.get_mut(reported) {
+                                on_episode(reported, stats);
+                                if let Some(sink) = frames.as_mut() {
+                                    for f in shown.drain(..) {
+                                        (sink.push)(&f);
+                                    }
+                                }
+                                reported += 1;
+                            }
+                            *slot = self.start_lane(env, &seeds, &mut next)?;
+                            continue;
+                        }
+                        step.obs
+                    }
+                };
+                if frames.is_some() {
+                    lane.frames.push(observed_frame(&obs, env, frames.as_ref())?);
+                }
+                // This episode's draws, and only its, come from its own stream.
+                lane.torch_rng.restore()?;
+                lane.belief =
+                    self.model.filter(&lane.belief, &lane.last_action, &self.obs_tensor(&obs), lane.first);
+                let start = Instant::now();
+                let plan = lane.planner.plan(&self.dynamics, &lane.belief)?;
+                lane.plan_time += start.elapsed().as_secs_f64();
+                lane.torch_rng = RngState::capture(self.device)?;
+                lane.predicted += plan.predicted_return;
+                lane.iterations += plan.iterations as f64;
+                let mut a = plan.action;
+                if noise > 0.0 {
+                    for x in a.iter_mut() {
+                        *x += normal.sample(&mut lane.rng);
+                    }
+                }
+                let action = self.action_spec.clip(&a)?;
+                lane.first = false;
+                lane.last_action =
+                    Tensor::from_slice(&action).view([1, action.len() as i64]).to_device(self.device);
+                env.begin_step(&action)?;
+                lane.in_flight = InFlight::Step;
+            }
+        }
+        bar.finish_and_clear();
+        Ok(done.into_iter().map(|d| d.expect("every episode was played").0).collect())
+    }
+
+    /// Starts the next episode (if any is left) on `env`: seeds its streams as
+    /// [`Agent::run_episode`] does and begins the reset.
+    fn start_lane(&self, env: &mut ThreadEnv, seeds: &[u64], next: &mut usize) -> Result<Option<Lane>> {
+        let Some(&seed) = seeds.get(*next) else { return Ok(None) };
+        let episode = *next;
+        *next += 1;
+        let torch_rng = RngState::seeded(seed as i64, self.device)?;
+        // dm_control seeds numpy's RandomState, which takes 32 bits.
+        env.begin_reset(Some(seed & 0xFFFF_FFFF))?;
+        let mut planner = self.plan_cfg.init();
+        planner.reset();
+        Ok(Some(Lane {
+            episode,
+            in_flight: InFlight::Reset,
+            torch_rng,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            planner,
+            belief: self.model.rssm.initial(1, self.device),
+            last_action: Tensor::zeros([1, self.action_spec.dim() as i64], (Kind::Float, self.device)),
+            first: true,
+            stats: EpisodeStats::default(),
+            plan_time: 0.0,
+            predicted: 0.0,
+            iterations: 0.0,
+            frames: Vec::new(),
+        }))
+    }
+}
+
+/// The frame an observation shows: the observation itself, or a render for state
+/// observations (at the sink's size).
+fn observed_frame(obs: &Obs, env: &mut dyn Env, sink: Option<&FrameSink<'_>>) -> Result<Frame> {
+    Ok(match (obs, sink) {
+        (Obs::Pixels(frame), _) => frame.clone(),
+        (Obs::State(_), Some(sink)) => env.render(sink.render_size, sink.render_size)?,
+        (Obs::State(_), None) => return Err(Error::RunDir("a frame was asked for without a sink".into())),
+    })
 }
 
 /// Hands the observed frame to the sink; for state observations, renders one.

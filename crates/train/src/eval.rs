@@ -5,14 +5,14 @@
 //! comparison of planners on one world model, Table 1). Each evaluation appends one row to
 //! the run's `eval.csv`.
 
-use crate::agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, Policy};
+use crate::agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, ParallelEpisodes, Policy};
 use crate::checkpoint::{self, Counters, ACTOR_FILE, MODEL_FILE, VALUE_FILE};
 use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{PlannerConfig, PlannerKind, RunConfig};
+use gradplan_config::{EnvBackend, PlannerConfig, PlannerKind, RunConfig};
 use gradplan_dreamer::Behavior;
-use gradplan_env::{make_env, Env, Frame};
+use gradplan_env::{make_env, Env, Frame, ThreadEnv};
 use gradplan_model::WorldModel;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -52,6 +52,13 @@ pub struct EvalOptions {
     pub device: Option<String>,
     /// libtorch threads (0: one per core); `None` keeps the run's.
     pub threads: Option<usize>,
+    /// Environments stepping at once, each on its own thread, while one thread plans for
+    /// each in turn (at least 1). The episodes are the same whatever the number; more than
+    /// one needs the native backend or a toy task.
+    pub envs: usize,
+    /// Run the task on this backend instead of the run's (`native` and `dmc` play the same
+    /// episodes).
+    pub backend: Option<EnvBackend>,
 }
 
 impl Default for EvalOptions {
@@ -63,6 +70,8 @@ impl Default for EvalOptions {
             seed: 0,
             device: None,
             threads: None,
+            envs: 1,
+            backend: None,
         }
     }
 }
@@ -101,6 +110,8 @@ pub struct Evaluator {
     counters: Counters,
     device: String,
     env: Box<dyn Env>,
+    /// `opts.envs` environments on their own threads when more than one.
+    parallel: Vec<ThreadEnv>,
     agent: Agent,
     opts: EvalOptions,
 }
@@ -109,12 +120,23 @@ impl Evaluator {
     /// Loads the run in `run_dir` (its configuration and latest checkpoint) and builds the
     /// planner. Settings are checked before anything is loaded.
     pub fn new(run_dir: &Path, opts: EvalOptions) -> Result<Evaluator> {
-        let cfg = read_run_config(run_dir)?;
+        let mut cfg = read_run_config(run_dir)?;
         if opts.episodes == 0 {
             return Err(invalid("episodes", "must be at least 1"));
         }
+        if opts.envs == 0 {
+            return Err(invalid("envs", "must be at least 1"));
+        }
         let planner = cfg.planner.overridden(opts.planner, &opts.overrides)?;
-        let settings = cfg.planner.differences(&planner)?;
+        let mut settings = cfg.planner.differences(&planner)?;
+        if let Some(backend) = opts.backend.filter(|b| *b != cfg.env.backend) {
+            cfg.env.backend = backend;
+            let note = format!("env.backend={backend}");
+            settings = if settings.is_empty() { note } else { format!("{settings};{note}") };
+        }
+        if let Some(e) = gradplan_env::parallel_backend_error(&cfg.env, opts.envs) {
+            return Err(e.into());
+        }
         let no_actor = || Error::NoActor {
             planner: planner.kind.to_string(),
             what: format!("the run in {}", run_dir.display()),
@@ -130,6 +152,11 @@ impl Evaluator {
         }
         let agent = Agent::new(run.model, run.behavior, &planner, &cfg.dreamer, run.action_spec)?;
         let (checkpoint, counters, env) = (run.checkpoint, run.counters, run.env);
+        let parallel = if opts.envs > 1 {
+            ThreadEnv::spawn_many(&cfg.env, opts.envs.min(opts.episodes))?
+        } else {
+            Vec::new()
+        };
         Ok(Evaluator {
             run_dir: run_dir.to_owned(),
             cfg,
@@ -139,6 +166,7 @@ impl Evaluator {
             counters,
             device: device_spec.to_string(),
             env,
+            parallel,
             agent,
             opts,
         })
@@ -174,22 +202,36 @@ impl Evaluator {
         on_episode: &mut dyn FnMut(usize, &EpisodeStats),
         mut frames: Option<&mut dyn FnMut(&Frame)>,
     ) -> Result<EvalReport> {
-        let mut episodes = Vec::with_capacity(self.opts.episodes);
-        for i in 0..self.opts.episodes {
-            let opts = EpisodeOptions {
-                policy: Policy::Plan { noise: 0.0 },
-                seed: derive_seed(self.opts.seed, Stream::Eval, i as u64),
+        let episodes = if self.parallel.is_empty() {
+            let mut episodes = Vec::with_capacity(self.opts.episodes);
+            for i in 0..self.opts.episodes {
+                let opts = EpisodeOptions {
+                    policy: Policy::Plan { noise: 0.0 },
+                    seed: derive_seed(self.opts.seed, Stream::Eval, i as u64),
+                    episode_steps: self.cfg.env.episode_steps,
+                    replay: None,
+                    frames: frames
+                        .as_deref_mut()
+                        .map(|push| FrameSink { render_size: self.cfg.env.image_size, push }),
+                    label: "eval",
+                };
+                let stats = self.agent.run_episode(self.env.as_mut(), opts)?;
+                on_episode(i, &stats);
+                episodes.push(stats);
+            }
+            episodes
+        } else {
+            let episodes = ParallelEpisodes {
+                seeds: (0..self.opts.episodes)
+                    .map(|i| derive_seed(self.opts.seed, Stream::Eval, i as u64))
+                    .collect(),
+                noise: 0.0,
                 episode_steps: self.cfg.env.episode_steps,
-                replay: None,
-                frames: frames
-                    .as_deref_mut()
-                    .map(|push| FrameSink { render_size: self.cfg.env.image_size, push }),
+                frames: frames.map(|push| FrameSink { render_size: self.cfg.env.image_size, push }),
                 label: "eval",
             };
-            let stats = self.agent.run_episode(self.env.as_mut(), opts)?;
-            on_episode(i, &stats);
-            episodes.push(stats);
-        }
+            self.agent.run_episodes_parallel(&mut self.parallel, episodes, on_episode)?
+        };
         let n = episodes.len() as f64;
         let return_mean = episodes.iter().map(|e| e.total_return).sum::<f64>() / n;
         let return_std =

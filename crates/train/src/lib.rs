@@ -15,7 +15,7 @@ pub mod study;
 pub mod tensors;
 pub mod trainer;
 
-pub use agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, Policy};
+pub use agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, ParallelEpisodes, Policy};
 pub use eval::{evaluate, EvalOptions, EvalReport, Evaluator};
 /// Our checkpointable Adam, now in the backend so `dreamer` can use it too.
 pub use gradplan_backend::optim;

@@ -102,6 +102,36 @@ fn planners_are_compared_on_one_model_reproducibly() {
             assert!(row[col(c)].parse::<f64>().is_ok_and(f64::is_finite), "{c}: {row:?}");
         }
     }
+
+    // Several environments at once (each on its own thread) play the very same episodes:
+    // every episode keeps its own random stream, and callbacks and frames come in episode
+    // order. Three environments for five episodes also restarts environments mid-way.
+    for (planner, settings) in [("cem", &[][..]), ("grad-mpc", &["planner.iterations=3"][..])] {
+        let alone_opts = EvalOptions { episodes: 5, ..opts(planner, settings, 9) };
+        let mut alone_frames: Vec<Frame> = Vec::new();
+        let mut keep = |f: &Frame| alone_frames.push(f.clone());
+        let alone =
+            Evaluator::new(&dir, alone_opts.clone()).unwrap().run(&mut |_, _| {}, Some(&mut keep)).unwrap();
+        for envs in [2, 3] {
+            let mut frames: Vec<Frame> = Vec::new();
+            let mut keep = |f: &Frame| frames.push(f.clone());
+            let mut order = Vec::new();
+            let parallel = Evaluator::new(&dir, EvalOptions { envs, ..alone_opts.clone() })
+                .unwrap()
+                .run(&mut |i, e| order.push((i, e.total_return)), Some(&mut keep))
+                .unwrap();
+            assert_eq!(returns(&parallel), returns(&alone), "{planner} on {envs} environments");
+            for (p, a) in parallel.episodes.iter().zip(&alone.episodes) {
+                assert_eq!((p.decisions, p.env_steps), (a.decisions, a.env_steps));
+                assert_eq!((p.predicted_return, p.iterations), (a.predicted_return, a.iterations));
+            }
+            let expected: Vec<_> =
+                alone.episodes.iter().enumerate().map(|(i, e)| (i, e.total_return)).collect();
+            assert_eq!(order, expected);
+            assert_eq!(frames.len(), 5 * 51);
+            assert!(frames == alone_frames, "{planner} on {envs} environments saw other frames");
+        }
+    }
 }
 
 #[test]
@@ -128,5 +158,14 @@ fn bad_runs_planners_and_settings_are_clear_errors() {
     assert!(e.contains("planner settings only"), "{e}");
     let e = err(&dir, EvalOptions { episodes: 0, ..opts("cem", &[], 0) });
     assert!(e.contains("episodes"), "{e}");
+    let e = err(&dir, EvalOptions { envs: 0, ..opts("cem", &[], 0) });
+    assert!(e.contains("envs"), "{e}");
+    // Several dm_control environments would only take turns under Python's lock.
+    let dmc = tmp.path().join("dmc");
+    std::fs::create_dir_all(&dmc).unwrap();
+    let cfg = RunConfig::resolve("debug", None, &["env.task=cartpole-swingup".to_owned()]).unwrap();
+    std::fs::write(dmc.join("config.toml"), cfg.to_toml().unwrap()).unwrap();
+    let e = err(&dmc, EvalOptions { envs: 2, ..opts("cem", &[], 0) });
+    assert!(e.contains("native MuJoCo backend") && e.contains("--backend native"), "{e}");
     assert!(!dir.join(EVAL_FILE).exists());
 }

@@ -63,6 +63,11 @@ pub struct DmcArgs {
     /// without Python.
     #[arg(long, default_value = crate::rollout::DEFAULT_BACKEND)]
     backend: EnvBackend,
+    /// Environments each evaluation steps at once on their own threads while one thread
+    /// plans for each in turn (`gradplan eval --envs`): the same returns, less wall time on
+    /// pixel tasks. More than one needs `--backend native`.
+    #[arg(long, default_value_t = 1)]
+    eval_envs: usize,
     /// libtorch threads per run (default: the preset's; with --jobs N on CPU, cores / N).
     #[arg(long)]
     threads: Option<usize>,
@@ -107,6 +112,14 @@ pub fn run(args: &DmcArgs) -> Result<()> {
     )?;
     protocol.device = device.to_string();
     protocol.backend = args.backend;
+    protocol.eval_envs = args.eval_envs;
+    if args.eval_envs == 0 {
+        bail!("--eval-envs 0: use at least 1");
+    }
+    let probe = EnvConfig { task: protocol.tasks[0].clone(), backend: args.backend, ..EnvConfig::default() };
+    if let Some(e) = gradplan_env::parallel_backend_error(&probe, args.eval_envs) {
+        bail!("--eval-envs {}: {e}", args.eval_envs);
+    }
     protocol.threads = match args.threads {
         Some(t) => t,
         None if args.jobs > 1 && !args.slurm => {
@@ -243,6 +256,9 @@ fn harness_argv(args: &DmcArgs, out: &Path, p: &Protocol) -> Vec<String> {
     if p.threads > 0 {
         argv.extend(["--threads".into(), p.threads.to_string()]);
     }
+    if p.eval_envs > 1 {
+        argv.extend(["--eval-envs".into(), p.eval_envs.to_string()]);
+    }
     if args.no_report {
         argv.push("--no-report".into());
     }
@@ -354,6 +370,8 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
             seed: job.eval_seed,
             device: Some(protocol.device.clone()),
             threads: (protocol.threads > 0).then_some(protocol.threads),
+            envs: protocol.eval_envs,
+            backend: None,
         };
         let report = gradplan_train::evaluate(&run_dir, opts)?;
         let record = EvalRecord {
