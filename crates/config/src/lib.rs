@@ -9,7 +9,7 @@ mod run;
 
 pub use run::{
     apply_override, preset_iterations, ActionOptimizer, DreamerConfig, GradMpcDefaults, GradMpcFlavour,
-    PlannerConfig, PlannerKind, RunConfig, TrainConfig, PRESETS,
+    PlannerConfig, PlannerKind, RunConfig, TrainConfig, ADAM_ACTION_LR, PRESETS, SGD_ACTION_LR,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;

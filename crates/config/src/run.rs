@@ -131,13 +131,21 @@ pub enum ActionOptimizer {
     Adam,
 }
 
+/// α of gradient ascent with plain SGD when unset: Algorithm 1's (appendix A.7).
+pub const SGD_ACTION_LR: f64 = 0.1;
+
+/// α of Grad-MPC with Adam when unset: Adam's step is about α in action units whatever the
+/// gradient's scale, which SGD's is not (docs/decisions.md, #10, has the sweep).
+pub const ADAM_ACTION_LR: f64 = 0.3;
+
 /// Which Grad-MPC: Algorithm 1 as printed, or our robust variant (docs/decisions.md says
 /// what each setting is and the measurement behind it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum GradMpcFlavour {
-    /// A forward-only screen of the J samples, gradient ascent on the best J_a = 16 of them,
-    /// expected returns over S = 3 imaginations, the mean of the K = 4 best as the plan.
+    /// A forward-only screen of the J samples, I = 2 Adam steps (α 0.3) on the best J_a = 16
+    /// of them, expected returns over S = 3 imaginations, the mean of the K = 4 best as the
+    /// plan.
     #[default]
     Robust,
     /// Algorithm 1 exactly, with appendix A.7's I = 40: J draws from N(0, I), plain gradient
@@ -187,7 +195,7 @@ impl GradMpcFlavour {
             // Each value and the measurement behind it: docs/decisions.md (#10).
             GradMpcFlavour::Robust => GradMpcDefaults {
                 iterations: 2,
-                optimizer: ActionOptimizer::Sgd,
+                optimizer: ActionOptimizer::Adam,
                 warm_start: false,
                 warm_start_copies: 4,
                 warm_start_noise: 0.1,
@@ -212,8 +220,10 @@ pub struct PlannerConfig {
     pub candidates: usize,
     /// K, elites refit by CEM and GradCEM, 100.
     pub top_k: usize,
-    /// α, step size of gradient ascent on the actions (Grad-MPC, GradCEM), 0.1.
-    pub action_lr: f64,
+    /// α, step size of gradient ascent on the actions (Grad-MPC, GradCEM, Policy+Grad-MPC).
+    /// Unset: [`PlannerConfig::action_lr`], which depends on the update rule for Grad-MPC
+    /// (Adam [`ADAM_ACTION_LR`], SGD [`SGD_ACTION_LR`]) and is SGD's elsewhere.
+    pub action_lr: Option<f64>,
     /// Update rule of Grad-MPC (from the flavour when unset), GradCEM and Policy+Grad-MPC
     /// (SGD when unset).
     pub optimizer: Option<ActionOptimizer>,
@@ -270,7 +280,7 @@ impl Default for PlannerConfig {
             iterations: None,
             candidates: 1000,
             top_k: 100,
-            action_lr: 0.1,
+            action_lr: None,
             optimizer: None,
             grad_clip_per_step: None,
             warm_start: None,
@@ -303,6 +313,21 @@ impl PlannerConfig {
         })
     }
 
+    /// Grad-MPC's update rule after resolution: the setting, else the flavour's.
+    pub fn grad_mpc_optimizer(&self) -> ActionOptimizer {
+        self.optimizer.unwrap_or(self.flavour.defaults().optimizer)
+    }
+
+    /// α after resolution: the setting, else, for Grad-MPC, the step that goes with its
+    /// update rule (Adam's is in action units, SGD's multiplies the raw gradient), and SGD's
+    /// Algorithm 1 value for the other gradient planners.
+    pub fn action_lr(&self) -> f64 {
+        self.action_lr.unwrap_or(match (self.kind, self.grad_mpc_optimizer()) {
+            (PlannerKind::GradMpc, ActionOptimizer::Adam) => ADAM_ACTION_LR,
+            _ => SGD_ACTION_LR,
+        })
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.horizon == 0 {
             return Err(invalid("planner.horizon", "must be at least 1"));
@@ -315,7 +340,7 @@ impl PlannerConfig {
         {
             return Err(invalid("planner.top_k", "must be between 1 and planner.candidates"));
         }
-        if !positive(self.action_lr) {
+        if self.action_lr.is_some_and(|lr| !positive(lr)) {
             return Err(invalid("planner.action_lr", "must be positive"));
         }
         if !positive(self.mppi_temperature) || !positive(self.mppi_noise_std) {
@@ -424,6 +449,7 @@ impl PlannerConfig {
             )*};
         }
         clear!(
+            action_lr,
             warm_start,
             optimizer,
             warm_start_copies,
@@ -937,6 +963,35 @@ mod tests {
         // The same kind keeps every stored setting.
         let c = run.overridden(None, &[]).unwrap();
         assert_eq!((c.warm_start, c.optimizer), (Some(false), Some(ActionOptimizer::Sgd)));
+    }
+
+    #[test]
+    fn the_step_size_follows_the_update_rule_unless_set() {
+        let robust = RunConfig::resolve("cpu", None, &["planner.kind=grad-mpc".into()]).unwrap().planner;
+        assert_eq!(
+            (robust.grad_mpc_optimizer(), robust.action_lr()),
+            (ActionOptimizer::Adam, ADAM_ACTION_LR)
+        );
+        let sgd = robust.overridden(None, &["planner.optimizer=sgd".into()]).unwrap();
+        assert_eq!(sgd.action_lr(), SGD_ACTION_LR);
+        let paper = robust.overridden(None, &["planner.flavour=paper".into()]).unwrap();
+        assert_eq!((paper.grad_mpc_optimizer(), paper.action_lr()), (ActionOptimizer::Sgd, SGD_ACTION_LR));
+        let set = robust.overridden(None, &["planner.action_lr=0.2".into()]).unwrap();
+        assert_eq!(set.action_lr(), 0.2);
+        assert_eq!(robust.differences(&set).unwrap(), "action_lr=0.2");
+        let gradcem =
+            robust.overridden(Some(PlannerKind::GradCem), &["planner.optimizer=adam".into()]).unwrap();
+        assert_eq!(gradcem.action_lr(), SGD_ACTION_LR, "only Grad-MPC's default follows Adam");
+        // A CEM run written when α was always spelt out (0.1) gets the flavour's step when
+        // evaluated with Grad-MPC, unless the evaluation sets one.
+        let mut cem = RunConfig::resolve("cpu", None, &[]).unwrap().planner;
+        cem.action_lr = Some(SGD_ACTION_LR);
+        let g = cem.overridden(Some(PlannerKind::GradMpc), &[]).unwrap();
+        assert_eq!((g.action_lr, g.action_lr()), (None, ADAM_ACTION_LR));
+        let g = cem.overridden(Some(PlannerKind::GradMpc), &["planner.action_lr=0.1".into()]).unwrap();
+        assert_eq!(g.action_lr(), 0.1);
+        let err = robust.overridden(None, &["planner.action_lr=0".into()]).unwrap_err().to_string();
+        assert!(err.contains("planner.action_lr"), "{err}");
     }
 
     #[test]

@@ -55,8 +55,9 @@ pub struct DirState {
 }
 
 /// Version of the harness's planner names: 2 since `grad-mpc` means the robust flavour and
-/// Algorithm 1 is `grad-mpc-paper`. In version 1 `grad-mpc` was Algorithm 1.
-pub const PLANNER_NAMES: u32 = 2;
+/// Algorithm 1 is `grad-mpc-paper` (in version 1 `grad-mpc` was Algorithm 1); 3 since the
+/// robust flavour ascends with Adam (α 0.3) instead of SGD (α 0.1).
+pub const PLANNER_NAMES: u32 = 3;
 
 fn first_planner_names() -> u32 {
     1
@@ -71,9 +72,14 @@ pub fn claim_dir(out: &Path, table: Table, scale: Scale) -> Result<()> {
             Error::Corrupt(format!("{} is corrupt ({e}); delete it or use another --out", path.display()))
         })?;
         if have.planner_names != PLANNER_NAMES {
+            let then = if have.planner_names == 1 {
+                "are Algorithm 1 (now named grad-mpc-paper; `grad-mpc` is the robust flavour)"
+            } else {
+                "are the robust flavour with SGD at α 0.1 (it now ascends with Adam at α 0.3)"
+            };
             return Err(Error::Usage(format!(
-                "{} was written by an older gradplan, whose `grad-mpc` runs and records are Algorithm 1 (now \
-                 named grad-mpc-paper; `grad-mpc` is the robust flavour); use another --out so the two never mix",
+                "{} was written by an older gradplan, whose `grad-mpc` runs and records {then}; use another \
+                 --out so the two never mix",
                 out.display()
             )));
         }
@@ -134,6 +140,12 @@ mod tests {
         std::fs::write(dir.path().join("harness.json"), r#"{"table":"One","scale":"debug"}"#).unwrap();
         let err = claim_dir(dir.path(), Table::One, Scale::Debug).unwrap_err().to_string();
         assert!(err.contains("grad-mpc-paper") && err.contains("another --out"), "{err}");
+        // One from before the robust flavour ascended with Adam.
+        let v2 = r#"{"table":"One","scale":"debug","planner_names":2}"#;
+        std::fs::write(dir.path().join("harness.json"), v2).unwrap();
+        let err = claim_dir(dir.path(), Table::One, Scale::Debug).unwrap_err().to_string();
+        assert!(err.contains("SGD") && err.contains("Adam") && err.contains("another --out"), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("harness.json")).unwrap(), v2, "left as it was");
     }
 
     #[test]

@@ -142,8 +142,8 @@ fn reference_args(args: &ModelBenchArgs, cfg: &RunConfig, device: Device) -> Vec
         parts.push("grad-mpc");
         kv.push(("gd_iterations", p.iterations().to_string()));
         kv.push(("gd_candidates", p.candidates.to_string()));
-        kv.push(("gd_lr", p.action_lr.to_string()));
-        let optimizer = match p.optimizer.unwrap_or(p.flavour.defaults().optimizer) {
+        kv.push(("gd_lr", p.action_lr().to_string()));
+        let optimizer = match p.grad_mpc_optimizer() {
             ActionOptimizer::Sgd => "sgd",
             ActionOptimizer::Adam => "adam",
         };

@@ -123,7 +123,12 @@ fn legacy_step(physics: &mut Physics, nstep: usize) -> Result<()> {
         }
     }
     physics.step1();
-    let new = physics.warnings().new_since(&before);
+    no_new_warnings(physics, &before)
+}
+
+/// dm_control's `check_invalid_state`: a MuJoCo warning raised since `before` is an error.
+fn no_new_warnings(physics: &Physics, before: &gradplan_mujoco::WarningCounts) -> Result<()> {
+    let new = physics.warnings().new_since(before);
     if new.is_empty() {
         Ok(())
     } else {
@@ -442,11 +447,15 @@ impl Env for NativeSuiteEnv {
         // Until the new episode is set up, there is none: a failed initialisation must not
         // leave the previous episode steppable.
         self.steps = None;
-        // Environment.reset: Physics.reset_context() around the task's initialisation.
+        // Environment.reset: Physics.reset_context() around the task's initialisation. Its
+        // first forward's warnings are swallowed (`except PhysicsError: pass`); the closing
+        // `after_reset` forward runs in `check_invalid_state`, so a new warning fails the reset.
         self.physics.reset_data();
         self.physics.forward_without_actuation();
         self.task.initialize_episode(&mut self.physics, &mut self.random)?;
+        let before = self.physics.warnings();
         self.physics.forward_without_actuation();
+        no_new_warnings(&self.physics, &before)?;
         self.dm_steps = 0;
         self.steps = Some(0);
         self.ended = false;
