@@ -170,15 +170,48 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::NativeAssets(format!("could not read {}: {e}", path.display())))
 }
 
+/// SHA-256 of every file the ported tasks load, as dm_control 1.0.50 ships them: the native
+/// tasks repeat that version's episodes bit for bit, so other bytes are refused rather than
+/// simulated (a `GRADPLAN_DMC_ASSETS` folder from another version, an edited copy).
+const ASSET_SHA256: [(&str, &str); 9] = [
+    ("cartpole.xml", "b1d184ffa2f74260a6ad3113cbf6f539a048055fcf735b7ca2dbe426dd66fc22"),
+    ("reacher.xml", "849e1e3dd8e79b8f5796bd6e32b0d7a51b916355584402d8f803d74ad35ad193"),
+    ("finger.xml", "7d106eafc8c7ec95dd4cfb00c9216d1522862aa7bdf2ee86f64f923c551dacef"),
+    ("ball_in_cup.xml", "34c70aafdc3459db807acb61f401e7157cfc35369bbcb712eda0e820ccb3a4f5"),
+    ("cheetah.xml", "47e3152e1213d6895ef36b36bbd399f1c7e0edf7d39f05675cd72bc5fbc14faa"),
+    ("walker.xml", "e8b6dd3bb40826dffed0faed978d9c5dd0aead7efaa28c27c4bb2df663af874c"),
+    ("./common/materials.xml", "83ee4f7d3f0c9b3003ad121c2c35169a32a922c437321278f27db60d577ccfac"),
+    ("./common/skybox.xml", "71db77c7c88dd4e1b54eb394deecfba673bbf539d110de68aa229dee00abf107"),
+    ("./common/visual.xml", "1e338ca511de35b902c4ca944d857c23fe4e7a5aea46a475cdc317dd454245b0"),
+];
+
+/// Reads `<suite>/<file>` and checks it is dm_control 1.0.50's ([`ASSET_SHA256`]).
+fn read_asset(dir: &Path, file: &str) -> Result<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let path = dir.join(file);
+    let bytes = read(&path)?;
+    let want = ASSET_SHA256.iter().find(|(name, _)| *name == file).map(|(_, hash)| *hash);
+    let got: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    if want != Some(got.as_str()) {
+        return Err(Error::NativeAssets(format!(
+            "{} is not dm_control 1.0.50's {file} (its SHA-256 differs), and the native tasks reproduce \
+             that version's episodes bit for bit. Point {ASSETS_VAR} at dm_control 1.0.50's `dm_control/suite/` \
+             folder (unpacked from its wheel), or unset it to use the project's .venv",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Compiles `<suite>/<file>` with the common assets, as `Physics.from_xml_string(
 /// common.read_model(file), common.ASSETS)` does, and runs the constructor's `after_reset`.
 fn load_physics(file: &str) -> Result<Physics> {
     let dir = suite_dir()?;
-    let xml = String::from_utf8(read(&dir.join(file))?)
+    let xml = String::from_utf8(read_asset(&dir, file)?)
         .map_err(|_| Error::NativeAssets(format!("{} is not UTF-8", dir.join(file).display())))?;
     let assets = COMMON_ASSETS
         .iter()
-        .map(|name| Ok(Asset { name: (*name).to_owned(), contents: read(&dir.join(name))? }))
+        .map(|name| Ok(Asset { name: (*name).to_owned(), contents: read_asset(&dir, name)? }))
         .collect::<Result<Vec<_>>>()?;
     let mut physics = Physics::new(Model::from_xml(&xml, &assets)?)?;
     physics.forward_without_actuation();
@@ -534,10 +567,27 @@ mod tests {
             ..EnvConfig::default()
         };
         let env = NativeSuiteEnv::new(&cfg);
+        // A copy whose cartpole.xml differs from dm_control 1.0.50's by one comment.
+        let edited = std::env::temp_dir().join(format!("gradplan-edited-assets-{}", std::process::id()));
+        std::fs::create_dir_all(edited.join("common")).unwrap();
+        for name in COMMON_ASSETS {
+            std::fs::copy(real.join(name), edited.join(name)).unwrap();
+        }
+        let mut xml = std::fs::read(real.join("cartpole.xml")).unwrap();
+        xml.extend_from_slice(b"<!-- edited -->\n");
+        std::fs::write(edited.join("cartpole.xml"), xml).unwrap();
+        std::env::set_var(ASSETS_VAR, &edited);
+        let refused = NativeSuiteEnv::new(&cfg).err().map(|e| e.to_string());
         std::env::remove_var(ASSETS_VAR);
         std::fs::remove_dir_all(&empty).unwrap();
+        std::fs::remove_dir_all(&edited).unwrap();
         let env = env.unwrap();
         assert_eq!((env.action_spec().dim(), env.obs_spec()), (1, ObsSpec::State { dim: 5 }));
+        let refused = refused.expect("an edited cartpole.xml is refused");
+        assert!(
+            refused.contains("SHA-256") && refused.contains("1.0.50") && refused.contains(ASSETS_VAR),
+            "{refused}"
+        );
     }
 
     #[test]
