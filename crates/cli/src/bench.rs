@@ -333,6 +333,9 @@ fn env_parallel(tasks: &[String], args: &EnvBenchArgs) -> Result<()> {
 }
 
 fn env(args: &EnvBenchArgs) -> Result<()> {
+    if args.parallel.contains(&0) {
+        bail!("--parallel 0: every count must be at least 1");
+    }
     let tasks: Vec<String> = if args.tasks.is_empty() {
         PAPER_TASKS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -386,9 +389,6 @@ fn env(args: &EnvBenchArgs) -> Result<()> {
             "—",
             "—",
         );
-    }
-    if args.parallel.contains(&0) {
-        bail!("--parallel 0: every count must be at least 1");
     }
     if !args.parallel.is_empty() {
         env_parallel(&tasks, args)?;

@@ -147,12 +147,8 @@ impl Agent {
         }
         record(&mut frames, &obs, env)?;
         self.planner.reset();
-        let dim = self.action_spec.dim() as i64;
-        let mut belief: RssmState = self.model.rssm.initial(1, self.device);
-        let mut last_action = Tensor::zeros([1, dim], (Kind::Float, self.device));
-        let mut first = true;
+        let mut planning = Planning::new(&self.model, self.action_spec.dim(), self.device);
         let mut stats = EpisodeStats::default();
-        let (mut plan_time, mut predicted, mut iterations) = (0.0, 0.0, 0.0);
         loop {
             let action: Vec<f32> = match policy {
                 Policy::Random => self
@@ -163,32 +159,17 @@ impl Agent {
                     .map(|(&lo, &hi)| rng.random_range(lo..=hi))
                     .collect(),
                 Policy::Plan { noise } => {
-                    belief = self.model.filter(&belief, &last_action, &self.obs_tensor(&obs), first);
-                    let start = Instant::now();
-                    let plan = self.planner.plan(&self.dynamics, &belief)?;
-                    plan_time += start.elapsed().as_secs_f64();
-                    predicted += plan.predicted_return;
-                    iterations += plan.iterations as f64;
-                    let mut a = plan.action;
-                    if noise > 0.0 {
-                        let normal =
-                            Normal::new(0.0f32, noise as f32).map_err(|e| Error::RunDir(e.to_string()))?;
-                        for x in a.iter_mut() {
-                            *x += normal.sample(&mut rng);
-                        }
-                    }
-                    self.action_spec.clip(&a)?
+                    let x = self.obs_tensor(&obs);
+                    let planned = planning.plan(&self.model, &self.dynamics, self.planner.as_mut(), &x)?;
+                    noisy_clipped(&self.action_spec, planned, noise, &mut rng)?
                 }
             };
-            first = false;
+            planning.taken(&action, self.device);
             let step = env.step(&action)?;
             if let Some(replay) = replay.as_deref_mut() {
                 replay.push(&action, &step)?;
             }
-            stats.total_return += step.reward;
-            stats.decisions += 1;
-            stats.env_steps += repeat.min(episode_steps - (stats.decisions - 1) * repeat);
-            last_action = Tensor::from_slice(&action).view([1, dim]).to_device(self.device);
+            stats.add_step(step.reward, repeat, episode_steps);
             bar.inc(1);
             record(&mut frames, &step.obs, env)?;
             let done = step.done();
@@ -199,13 +180,93 @@ impl Agent {
         }
         bar.finish_and_clear();
         if matches!(policy, Policy::Plan { .. }) {
-            let n = stats.decisions.max(1) as f64;
-            stats.plan_ms = Some(plan_time * 1e3 / n);
-            stats.predicted_return = Some(predicted / n);
-            stats.iterations = Some(iterations / n);
+            planning.summarise(&mut stats);
         }
         Ok(stats)
     }
+}
+
+impl EpisodeStats {
+    /// Counts one decision's step: its reward, and its simulator steps (the repeat, or what
+    /// is left of `episode_steps` for the last one).
+    fn add_step(&mut self, reward: f64, repeat: usize, episode_steps: usize) {
+        self.total_return += reward;
+        self.decisions += 1;
+        self.env_steps += repeat.min(episode_steps - (self.decisions - 1) * repeat);
+    }
+}
+
+/// One episode's planning state: the belief, the action that led to it, and the sums
+/// behind [`EpisodeStats`]' planning fields. Shared by [`Agent::run_episode`] and the
+/// parallel episodes.
+struct Planning {
+    belief: RssmState,
+    last_action: Tensor,
+    first: bool,
+    plan_time: f64,
+    predicted: f64,
+    iterations: f64,
+}
+
+impl Planning {
+    fn new(model: &WorldModel, action_dim: usize, device: Device) -> Planning {
+        Planning {
+            belief: model.rssm.initial(1, device),
+            last_action: Tensor::zeros([1, action_dim as i64], (Kind::Float, device)),
+            first: true,
+            plan_time: 0.0,
+            predicted: 0.0,
+            iterations: 0.0,
+        }
+    }
+
+    /// Filters the belief with the observation `x` (the model's input) and plans from it;
+    /// returns the plan's first action, before noise and clipping.
+    fn plan(
+        &mut self,
+        model: &WorldModel,
+        dynamics: &ModelDynamics,
+        planner: &mut dyn Planner<ModelDynamics>,
+        x: &Tensor,
+    ) -> Result<Vec<f32>> {
+        self.belief = model.filter(&self.belief, &self.last_action, x, self.first);
+        let start = Instant::now();
+        let plan = planner.plan(dynamics, &self.belief)?;
+        self.plan_time += start.elapsed().as_secs_f64();
+        self.predicted += plan.predicted_return;
+        self.iterations += plan.iterations as f64;
+        Ok(plan.action)
+    }
+
+    /// The action sent to the environment, which the next filter step conditions on.
+    fn taken(&mut self, action: &[f32], device: Device) {
+        self.first = false;
+        self.last_action = Tensor::from_slice(action).view([1, action.len() as i64]).to_device(device);
+    }
+
+    /// Sets the planning fields of `stats` to the means over its decisions.
+    fn summarise(&self, stats: &mut EpisodeStats) {
+        let n = stats.decisions.max(1) as f64;
+        stats.plan_ms = Some(self.plan_time * 1e3 / n);
+        stats.predicted_return = Some(self.predicted / n);
+        stats.iterations = Some(self.iterations / n);
+    }
+}
+
+/// `action` plus Gaussian exploration noise of std `noise` (none at 0), clipped to the box.
+fn noisy_clipped(
+    spec: &ActionSpec,
+    mut action: Vec<f32>,
+    noise: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<f32>> {
+    if noise > 0.0 {
+        let normal = Normal::new(0.0f32, noise as f32).map_err(|e| Error::RunDir(e.to_string()))?;
+        for x in action.iter_mut() {
+            *x += normal.sample(rng);
+        }
+    }
+    Ok(spec.clip(&action)?)
 }
 
 /// Episodes to play at once, one environment each (`gradplan eval --envs N`).
@@ -229,8 +290,8 @@ enum InFlight {
     Step,
 }
 
-/// One episode in progress on one environment of a parallel run: everything
-/// [`Agent::run_episode`] keeps in locals, including libtorch's random stream.
+/// One episode in progress on one environment of a parallel run: what
+/// [`Agent::run_episode`] keeps in locals, and libtorch's random stream.
 struct Lane {
     episode: usize,
     in_flight: InFlight,
@@ -239,13 +300,8 @@ struct Lane {
     /// The exploration noise's stream.
     rng: ChaCha8Rng,
     planner: Box<dyn Planner<ModelDynamics>>,
-    belief: RssmState,
-    last_action: Tensor,
-    first: bool,
+    planning: Planning,
     stats: EpisodeStats,
-    plan_time: f64,
-    predicted: f64,
-    iterations: f64,
     frames: Vec<Frame>,
 }
 
@@ -282,7 +338,6 @@ impl Agent {
         if envs.is_empty() {
             return Err(Error::RunDir("parallel episodes need at least one environment".into()));
         }
-        let normal = Normal::new(0.0f32, noise as f32).map_err(|e| Error::RunDir(e.to_string()))?;
         let repeat = envs[0].action_repeat();
         let bar = progress_bar(seeds.len() * episode_steps.div_ceil(repeat), label);
         let mut done: Vec<Option<(EpisodeStats, Vec<Frame>)>> = (0..seeds.len()).map(|_| None).collect();
@@ -300,20 +355,14 @@ impl Agent {
                     InFlight::Reset => env.finish_reset()?,
                     InFlight::Step => {
                         let step = env.finish_step()?;
-                        let stats = &mut lane.stats;
-                        stats.total_return += step.reward;
-                        stats.decisions += 1;
-                        stats.env_steps += repeat.min(episode_steps - (stats.decisions - 1) * repeat);
+                        lane.stats.add_step(step.reward, repeat, episode_steps);
                         bar.inc(1);
                         if step.done() {
                             let mut lane = slot.take().expect("the lane is active");
-                            if frames.is_some() {
-                                lane.frames.push(observed_frame(&step.obs, env, frames.as_ref())?);
+                            if let Some(sink) = &frames {
+                                lane.frames.push(observed_frame(&step.obs, env, sink.render_size)?);
                             }
-                            let n = lane.stats.decisions.max(1) as f64;
-                            lane.stats.plan_ms = Some(lane.plan_time * 1e3 / n);
-                            lane.stats.predicted_return = Some(lane.predicted / n);
-                            lane.stats.iterations = Some(lane.iterations / n);
+                            lane.planning.summarise(&mut lane.stats);
                             done[lane.episode] = Some((lane.stats, lane.frames));
                             // Report the episodes that are now complete in seed order.
                             while let Some(Some((stats, shown))) = done.get_mut(reported) {
@@ -331,29 +380,16 @@ impl Agent {
                         step.obs
                     }
                 };
-                if frames.is_some() {
-                    lane.frames.push(observed_frame(&obs, env, frames.as_ref())?);
+                if let Some(sink) = &frames {
+                    lane.frames.push(observed_frame(&obs, env, sink.render_size)?);
                 }
                 // This episode's draws, and only its, come from its own stream.
                 lane.torch_rng.restore()?;
-                lane.belief =
-                    self.model.filter(&lane.belief, &lane.last_action, &self.obs_tensor(&obs), lane.first);
-                let start = Instant::now();
-                let plan = lane.planner.plan(&self.dynamics, &lane.belief)?;
-                lane.plan_time += start.elapsed().as_secs_f64();
+                let x = self.obs_tensor(&obs);
+                let planned = lane.planning.plan(&self.model, &self.dynamics, lane.planner.as_mut(), &x)?;
                 lane.torch_rng = RngState::capture(self.device)?;
-                lane.predicted += plan.predicted_return;
-                lane.iterations += plan.iterations as f64;
-                let mut a = plan.action;
-                if noise > 0.0 {
-                    for x in a.iter_mut() {
-                        *x += normal.sample(&mut lane.rng);
-                    }
-                }
-                let action = self.action_spec.clip(&a)?;
-                lane.first = false;
-                lane.last_action =
-                    Tensor::from_slice(&action).view([1, action.len() as i64]).to_device(self.device);
+                let action = noisy_clipped(&self.action_spec, planned, noise, &mut lane.rng)?;
+                lane.planning.taken(&action, self.device);
                 env.begin_step(&action)?;
                 lane.in_flight = InFlight::Step;
             }
@@ -379,25 +415,19 @@ impl Agent {
             torch_rng,
             rng: ChaCha8Rng::seed_from_u64(seed),
             planner,
-            belief: self.model.rssm.initial(1, self.device),
-            last_action: Tensor::zeros([1, self.action_spec.dim() as i64], (Kind::Float, self.device)),
-            first: true,
+            planning: Planning::new(&self.model, self.action_spec.dim(), self.device),
             stats: EpisodeStats::default(),
-            plan_time: 0.0,
-            predicted: 0.0,
-            iterations: 0.0,
             frames: Vec::new(),
         }))
     }
 }
 
-/// The frame an observation shows: the observation itself, or a render for state
-/// observations (at the sink's size).
-fn observed_frame(obs: &Obs, env: &mut dyn Env, sink: Option<&FrameSink<'_>>) -> Result<Frame> {
-    Ok(match (obs, sink) {
-        (Obs::Pixels(frame), _) => frame.clone(),
-        (Obs::State(_), Some(sink)) => env.render(sink.render_size, sink.render_size)?,
-        (Obs::State(_), None) => return Err(Error::RunDir("a frame was asked for without a sink".into())),
+/// The frame an observation shows: the observation itself, or for state observations a
+/// `render_size` square render.
+fn observed_frame(obs: &Obs, env: &mut dyn Env, render_size: usize) -> Result<Frame> {
+    Ok(match obs {
+        Obs::Pixels(frame) => frame.clone(),
+        Obs::State(_) => env.render(render_size, render_size)?,
     })
 }
 
