@@ -204,18 +204,7 @@ impl DmcEnv {
             }
             let cameras: i64 =
                 task.getattr("cameras").and_then(|v| v.extract()).map_err(|e| py_error(py, e))?;
-            // Checked here, not at the first render, so a bad camera fails before a run
-            // directory is written.
-            if !(-1..cameras).contains(&camera) {
-                return Err(Error::Config(gradplan_config::Error::Invalid {
-                    key: "env.camera".into(),
-                    reason: format!(
-                        "{} has {cameras} cameras (ids 0 to {}, or -1 for the free camera); got {camera}",
-                        cfg.task,
-                        cameras - 1
-                    ),
-                }));
-            }
+            crate::check_camera(&cfg.task, cameras, camera)?;
             let obs_spec = if pixels {
                 ObsSpec::Pixels { height: cfg.image_size, width: cfg.image_size }
             } else {

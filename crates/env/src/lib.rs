@@ -81,6 +81,23 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Checks a camera id against a task's `cameras` (ids 0 to cameras − 1, or −1 for the free
+/// camera), as `env.camera`: both dm_control backends check it when the environment is
+/// built, so a bad camera fails before a run directory is written.
+#[cfg(any(feature = "dmc", feature = "mujoco"))]
+pub(crate) fn check_camera(task: &str, cameras: i64, camera: i64) -> Result<()> {
+    if (-1..cameras).contains(&camera) {
+        return Ok(());
+    }
+    Err(Error::Config(gradplan_config::Error::Invalid {
+        key: "env.camera".into(),
+        reason: format!(
+            "{task} has {cameras} cameras (ids 0 to {}, or -1 for the free camera); got {camera}",
+            cameras - 1
+        ),
+    }))
+}
+
 /// Builds the environment a configuration names: the `native_` toy tasks in Rust, a
 /// dm_control task through dm_control (`env.backend = "dmc"`) or natively on MuJoCo
 /// (`env.backend = "native"`).

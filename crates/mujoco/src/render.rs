@@ -447,7 +447,10 @@ impl Renderer {
             rendered?;
             // OpenGL's rows run bottom to top; dm_control's `to_pixels` flips them.
             let row = width * 3;
-            let flipped: Vec<u8> = rgb.chunks_exact(row).rev().flatten().copied().collect();
+            let mut flipped = Vec::with_capacity(rgb.len());
+            for line in rgb.chunks_exact(row).rev() {
+                flipped.extend_from_slice(line);
+            }
             Ok(Image { height, width, rgb: flipped })
         }
     }

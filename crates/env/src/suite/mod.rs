@@ -363,18 +363,7 @@ impl NativeSuiteEnv {
         let obs_dim = task.observation(&physics).len();
         let camera_index = cfg.camera.unwrap_or_else(|| name.default_camera());
         let cameras = physics.model().ncam() as i64;
-        // Checked here, as the dm_control backend does, so a bad camera fails before a run
-        // directory is written.
-        if !(-1..cameras).contains(&camera_index) {
-            return Err(Error::Config(gradplan_config::Error::Invalid {
-                key: "env.camera".into(),
-                reason: format!(
-                    "{} has {cameras} cameras (ids 0 to {}, or -1 for the free camera); got {camera_index}",
-                    cfg.task,
-                    cameras - 1
-                ),
-            }));
-        }
+        crate::check_camera(&cfg.task, cameras, camera_index)?;
         let camera = CameraId::from_index(camera_index)?;
         let pixels = match cfg.obs {
             ObsKind::State => None,
