@@ -4,18 +4,15 @@
 //! is `tests/native_vs_dmc.rs` and `tests/native_pixels_vs_dmc.rs`.)
 #![cfg(feature = "mujoco")]
 
+mod common;
+
+use common::config;
 use gradplan_config::{EnvBackend, EnvConfig, ObsKind, PixelMode};
 use gradplan_env::suite::NATIVE_SUITE_TASKS;
 use gradplan_env::{decisions_per_episode, make_env, Obs, ObsSpec};
 
 fn episode(task: &str, seed: u64) -> (Vec<f32>, Vec<f64>, usize) {
-    let cfg = EnvConfig {
-        task: task.into(),
-        obs: ObsKind::State,
-        backend: EnvBackend::Native,
-        ..EnvConfig::default()
-    };
-    let mut env = make_env(&cfg).unwrap();
+    let mut env = make_env(&config(task, EnvBackend::Native, None)).unwrap();
     let ObsSpec::State { dim } = env.obs_spec() else { panic!("{task}: state observations") };
     let Obs::State(first) = env.reset(Some(seed)).unwrap() else { panic!("{task}: state observation") };
     assert_eq!(first.len(), dim, "{task}");
@@ -57,12 +54,10 @@ fn every_native_task_renders_pixel_observations() {
     for task in NATIVE_SUITE_TASKS {
         for (pixel_mode, size) in [(PixelMode::Direct, 64), (PixelMode::Resize, 48)] {
             let cfg = EnvConfig {
-                task: task.into(),
                 obs: ObsKind::Pixels,
                 pixel_mode,
                 image_size: size,
-                backend: EnvBackend::Native,
-                ..EnvConfig::default()
+                ..config(task, EnvBackend::Native, None)
             };
             let mut env = make_env(&cfg).unwrap();
             assert_eq!(env.obs_spec(), ObsSpec::Pixels { height: size, width: size }, "{task}");
