@@ -244,6 +244,36 @@ impl std::fmt::Display for ConvPrecision {
     }
 }
 
+/// How the dynamics' inputs are perturbed while the model trains (#10: a model whose input
+/// gradients a planner can follow). Planning queries the transition at actions and states
+/// away from the data; a model trained to predict the data from perturbed inputs is
+/// smoother there (Parthasarathy et al., "Closing the Train-Test Gap in World Models for
+/// Gradient-Based Planning", arXiv 2512.09929).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Perturbation {
+    /// The data as it is (PlaNet).
+    #[default]
+    None,
+    /// Gaussian noise of std ε added to `s_{t-1}` and `a_t` in the transition's input.
+    Noise,
+    /// The worst case in an ε-box to first order (one signed-gradient step, FGSM): a first
+    /// pass takes the ELBO's gradient with respect to every step's `s_{t-1}` and `a_t`, the
+    /// update then trains on the ELBO at `s + ε_s sign(∇_s)`, `a + ε_a sign(∇_a)`. About
+    /// twice an update's cost.
+    Adversarial,
+}
+
+impl std::fmt::Display for Perturbation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Perturbation::None => "none",
+            Perturbation::Noise => "noise",
+            Perturbation::Adversarial => "adversarial",
+        })
+    }
+}
+
 /// Activation used between the world model's layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -297,6 +327,13 @@ pub struct ModelConfig {
     pub overshooting_kl_beta: f64,
     /// Latent overshooting reward loss scale, 0 (off).
     pub overshooting_reward_scale: f64,
+    /// Perturbation of the transition's inputs in training, none (see [`Perturbation`]).
+    pub perturbation: Perturbation,
+    /// ε_s, the perturbation's size on the stochastic state `s_{t-1}` (std for `noise`,
+    /// box radius for `adversarial`), 0.1: the prior's minimum std.
+    pub perturbation_state: f64,
+    /// ε_a, the perturbation's size on the action `a_t` (actions lie in [−1, 1]), 0.1.
+    pub perturbation_action: f64,
 }
 
 impl Default for ModelConfig {
@@ -318,6 +355,9 @@ impl Default for ModelConfig {
             overshooting_distance: 50,
             overshooting_kl_beta: 0.0,
             overshooting_reward_scale: 0.0,
+            perturbation: Perturbation::None,
+            perturbation_state: 0.1,
+            perturbation_action: 0.1,
         }
     }
 }
@@ -346,6 +386,23 @@ impl ModelConfig {
         }
         if !(self.free_nats.is_finite() && self.free_nats >= 0.0) {
             return Err(invalid("model.free_nats", "must be non-negative"));
+        }
+        for (key, v) in [
+            ("model.perturbation_state", self.perturbation_state),
+            ("model.perturbation_action", self.perturbation_action),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(invalid(key, "must be a non-negative number"));
+            }
+        }
+        if self.perturbation != Perturbation::None
+            && self.perturbation_state == 0.0
+            && self.perturbation_action == 0.0
+        {
+            return Err(invalid(
+                "model.perturbation",
+                "perturbs nothing with perturbation_state and perturbation_action both 0; set one above 0 or perturbation = \"none\"",
+            ));
         }
         Ok(())
     }

@@ -52,6 +52,10 @@ pub struct DirState {
     /// (1) in directories written before Grad-MPC's flavours had names.
     #[serde(default = "first_planner_names")]
     pub planner_names: u32,
+    /// The training settings every run of the directory got (`bench dmc --set`); absent
+    /// (none) in directories written before the flag existed.
+    #[serde(default)]
+    pub train_settings: Vec<String>,
 }
 
 /// Version of the harness's planner names: 2 since `grad-mpc` means the robust flavour and
@@ -63,10 +67,12 @@ fn first_planner_names() -> u32 {
     1
 }
 
-/// Checks `out` holds nothing or the same table and scale, and records them.
-pub fn claim_dir(out: &Path, table: Table, scale: Scale) -> Result<()> {
+/// Checks `out` holds nothing or the same table, scale and training settings, and records
+/// them.
+pub fn claim_dir(out: &Path, table: Table, scale: Scale, train_settings: &[String]) -> Result<()> {
     let path = out.join("harness.json");
-    let want = DirState { table, scale, planner_names: PLANNER_NAMES };
+    let want =
+        DirState { table, scale, planner_names: PLANNER_NAMES, train_settings: train_settings.to_vec() };
     if let Ok(have) = std::fs::read_to_string(&path) {
         let have: DirState = serde_json::from_str(&have).map_err(|e| {
             Error::Corrupt(format!("{} is corrupt ({e}); delete it or use another --out", path.display()))
@@ -81,6 +87,15 @@ pub fn claim_dir(out: &Path, table: Table, scale: Scale) -> Result<()> {
                 "{} was written by an older gradplan, whose `grad-mpc` runs and records {then}; use another \
                  --out so the two never mix",
                 out.display()
+            )));
+        }
+        if have.train_settings != want.train_settings {
+            let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(" ") };
+            return Err(Error::Usage(format!(
+                "{} holds runs trained with --set {}; this is --set {}. Use another --out so the two never mix",
+                out.display(),
+                list(&have.train_settings),
+                list(&want.train_settings)
             )));
         }
         if have != want {
@@ -132,20 +147,38 @@ mod tests {
     #[test]
     fn a_directory_keeps_its_table_and_scale() {
         let dir = tempfile::tempdir().unwrap();
-        claim_dir(dir.path(), Table::One, Scale::Debug).unwrap();
-        claim_dir(dir.path(), Table::One, Scale::Debug).unwrap();
-        let err = claim_dir(dir.path(), Table::One, Scale::Paper).unwrap_err().to_string();
+        claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap();
+        claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap();
+        let err = claim_dir(dir.path(), Table::One, Scale::Paper, &[]).unwrap_err().to_string();
         assert!(err.contains("scale debug") && err.contains("another --out"), "{err}");
         // A directory from before the flavours' names: its grad-mpc is another planner.
         std::fs::write(dir.path().join("harness.json"), r#"{"table":"One","scale":"debug"}"#).unwrap();
-        let err = claim_dir(dir.path(), Table::One, Scale::Debug).unwrap_err().to_string();
+        let err = claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap_err().to_string();
         assert!(err.contains("grad-mpc-paper") && err.contains("another --out"), "{err}");
         // One from before the robust flavour ascended with Adam.
         let v2 = r#"{"table":"One","scale":"debug","planner_names":2}"#;
         std::fs::write(dir.path().join("harness.json"), v2).unwrap();
-        let err = claim_dir(dir.path(), Table::One, Scale::Debug).unwrap_err().to_string();
+        let err = claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap_err().to_string();
         assert!(err.contains("SGD") && err.contains("Adam") && err.contains("another --out"), "{err}");
         assert_eq!(std::fs::read_to_string(dir.path().join("harness.json")).unwrap(), v2, "left as it was");
+        // Models trained with other settings: one directory, one set.
+        let fresh = tempfile::tempdir().unwrap();
+        let adv = vec!["model.perturbation=\"adversarial\"".to_string()];
+        claim_dir(fresh.path(), Table::One, Scale::Debug, &adv).unwrap();
+        claim_dir(fresh.path(), Table::One, Scale::Debug, &adv).unwrap();
+        let err = claim_dir(fresh.path(), Table::One, Scale::Debug, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("adversarial") && err.contains("--set none") && err.contains("another --out"),
+            "{err}"
+        );
+        // A directory from before the flag holds runs trained with no settings.
+        std::fs::write(
+            fresh.path().join("harness.json"),
+            r#"{"table":"One","scale":"debug","planner_names":3}"#,
+        )
+        .unwrap();
+        claim_dir(fresh.path(), Table::One, Scale::Debug, &[]).unwrap();
+        assert!(claim_dir(fresh.path(), Table::One, Scale::Debug, &adv).is_err());
     }
 
     #[test]

@@ -317,9 +317,36 @@ pub struct Protocol {
     /// --envs`): the same episodes, less wall time where simulating and rendering cost
     /// something. More than one needs the native backend.
     pub eval_envs: usize,
+    /// Settings every training run gets over the scale's budget (`bench dmc --set`), e.g. a
+    /// model-training option; empty for the paper's protocol. The harness's own keys (task,
+    /// planner, seed, budget, device, backend) are not among them ([`Protocol::set`]).
+    #[serde(default)]
+    pub train_settings: Vec<String>,
 }
 
+/// Keys the harness sets itself for every job, which `--set` may not change: a job's
+/// planner comes from `--planners`, its task, seed and budget from the protocol.
+const HARNESS_KEYS: [&str; 6] =
+    ["env.task", "seed", "train.total_env_steps", "device", "threads", "env.backend"];
+
 impl Protocol {
+    /// Adds training settings (`key=value`, applied after the scale's budget), refusing the
+    /// keys the harness owns.
+    pub fn set(&mut self, settings: &[String]) -> Result<()> {
+        for setting in settings {
+            let key = setting.split('=').next().unwrap_or("").trim();
+            if key.starts_with("planner.") || HARNESS_KEYS.contains(&key) {
+                return Err(Error::Usage(format!(
+                    "--set {setting}: `{key}` is the harness's to set (planners come from --planners and \
+                     --eval-planners at the scale's sizes; task, seed, budget, device and backend from their own \
+                     flags); --set is for training settings such as model.*"
+                )));
+            }
+            self.train_settings.push(setting.clone());
+        }
+        Ok(())
+    }
+
     /// The paper's protocol for `table`, with the choices the user made (empty: the paper's).
     pub fn new(
         table: Table,
@@ -370,6 +397,7 @@ impl Protocol {
             threads: 0,
             backend: EnvBackend::Dmc,
             eval_envs: 1,
+            train_settings: Vec::new(),
         })
     }
 
@@ -387,6 +415,7 @@ impl Protocol {
             for planner in &self.train_planners {
                 for &seed in &self.seeds {
                     let mut overrides = budget.overrides.clone();
+                    overrides.extend(self.train_settings.iter().cloned());
                     overrides.push(format!("env.task=\"{task}\""));
                     overrides.extend(planner.settings());
                     overrides.extend([
@@ -577,6 +606,24 @@ mod tests {
             let cfg = gradplan_config::RunConfig::resolve(&job.preset, None, &job.overrides).unwrap();
             assert_eq!(cfg.env.backend, EnvBackend::Native);
         }
+    }
+
+    #[test]
+    fn training_settings_reach_every_job_but_not_the_harness_keys() {
+        let mut p = Protocol::new(Table::One, Scale::State, vec![], vec![0, 1], vec![], vec![]).unwrap();
+        let noise = ["model.perturbation=\"noise\"".to_string(), "model.perturbation_state=0.2".to_string()];
+        p.set(&noise).unwrap();
+        for job in p.jobs() {
+            let cfg = gradplan_config::RunConfig::resolve(&job.preset, None, &job.overrides).unwrap();
+            assert_eq!(cfg.model.perturbation, gradplan_config::Perturbation::Noise, "{}", job.id);
+            assert_eq!(cfg.model.perturbation_state, 0.2);
+            assert_eq!(cfg.seed, job.seed, "the harness's own keys still decide the job");
+        }
+        for owned in ["planner.horizon=3", "seed=5", "env.task=\"walker-walk\"", "train.total_env_steps=10"] {
+            let err = p.clone().set(&[owned.to_string()]).unwrap_err().to_string();
+            assert!(err.contains("harness's to set"), "{owned}: {err}");
+        }
+        assert_eq!(p.train_settings, noise, "a refused setting adds nothing");
     }
 
     #[test]

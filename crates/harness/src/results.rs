@@ -263,6 +263,13 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
             budget.total_env_steps
         );
     }
+    if !protocol.train_settings.is_empty() {
+        let _ = writeln!(
+            s,
+            "**Every model here was trained with `{}` over the protocol's settings.**\n",
+            protocol.train_settings.join("`, `")
+        );
+    }
     let complete = jobs.iter().filter(|j| c.done.contains_key(&j.id)).count();
     let train_wall: f64 = c.done.values().map(|d| d.train_wall_s).sum();
     let eval_wall: f64 = c.done.values().map(|d| d.eval_wall_s).sum();

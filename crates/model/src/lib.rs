@@ -9,7 +9,7 @@ pub mod nn;
 pub mod rssm;
 pub mod world_model;
 
-pub use rssm::{FilterStep, Gaussian, Observed, Prediction, Rssm, RssmState};
+pub use rssm::{FilterStep, Gaussian, InputOffsets, Observed, Prediction, Rssm, RssmState};
 pub use world_model::{preprocess_frames, Losses, ObsShape, SequenceBatch, WorldModel};
 
 /// Everything that can go wrong in the model crate.

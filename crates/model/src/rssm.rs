@@ -46,6 +46,15 @@ impl Gaussian {
     }
 }
 
+/// Offsets added to the transition's inputs in [`Rssm::observe_perturbed`].
+#[derive(Debug)]
+pub struct InputOffsets {
+    /// `δ^s`, added to `s_{t-1}`, `[T, B, S]`.
+    pub state: Tensor,
+    /// `δ^a`, added to `a_t`, `[T, B, A]`.
+    pub action: Tensor,
+}
+
 /// The model state: belief (deterministic) and stochastic state.
 #[derive(Debug)]
 pub struct RssmState {
@@ -224,6 +233,24 @@ impl Rssm {
         is_first: &Tensor,
         init: &RssmState,
     ) -> Observed {
+        self.observe_perturbed(embeds, actions, is_first, init, None)
+    }
+
+    /// [`Rssm::observe`] with `offsets` added to the transition's inputs at every step,
+    /// `h_t = f(h_{t-1}, s_{t-1} + δ^s_t, a_t + δ^a_t)` (training-time perturbation,
+    /// `model.perturbation`). The states it returns are the filter's own samples `s_t`,
+    /// unperturbed; an offset at an episode start is zeroed with the state it would move.
+    ///
+    /// # Shapes
+    /// As [`Rssm::observe`]; `offsets`: `[T, B, S]` and `[T, B, A]`.
+    pub fn observe_perturbed(
+        &self,
+        embeds: &Tensor,
+        actions: &Tensor,
+        is_first: &Tensor,
+        init: &RssmState,
+        offsets: Option<&InputOffsets>,
+    ) -> Observed {
         let steps = embeds.size()[0];
         debug_assert_eq!(actions.size()[0], steps);
         debug_assert_eq!(is_first.size()[..2], embeds.size()[..2]);
@@ -232,7 +259,17 @@ impl Rssm {
         let (mut prior_m, mut prior_s, mut post_m, mut post_s) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for t in 0..steps {
-            let step = self.observe_step(&state, &actions.get(t), &embeds.get(t), &is_first.get(t));
+            let step = match offsets {
+                None => self.observe_step(&state, &actions.get(t), &embeds.get(t), &is_first.get(t)),
+                Some(d) => {
+                    let moved = RssmState {
+                        belief: state.belief.shallow_clone(),
+                        stoch: &state.stoch + d.state.get(t),
+                    };
+                    let action = actions.get(t) + d.action.get(t);
+                    self.observe_step(&moved, &action, &embeds.get(t), &is_first.get(t))
+                }
+            };
             beliefs.push(step.state.belief.shallow_clone());
             states.push(step.state.stoch.shallow_clone());
             prior_m.push(step.prior.mean);

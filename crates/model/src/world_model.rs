@@ -29,11 +29,19 @@
 //! padded steps are raised to `free_nats` by the clamp (a constant, no gradient) where ours
 //! add 0; it resets rather than masks at episode ends; and it only adds the reward term when
 //! β_os ≠ 0.
+//!
+//! # Perturbed inputs (`model.perturbation`, #10)
+//!
+//! Off by default. With `noise`, every step's transition reads `s_{t-1} + δ^s_t` and
+//! `a_t + δ^a_t`, δ ~ N(0, ε²) (ε_s, ε_a); with `adversarial`, δ = ε · sign(∇_δ ELBO) at
+//! δ = 0, one signed-gradient step found by a first pass over the same batch. The filter's
+//! own samples, the encoder and the targets are untouched: the model learns to predict the
+//! data from moved inputs, which is what a gradient planner asks of it away from the data.
 
 use crate::nn::{activate, linear, Mlp};
-use crate::rssm::{Gaussian, Observed, Rssm, RssmState};
+use crate::rssm::{Gaussian, InputOffsets, Observed, Rssm, RssmState};
 use crate::{Error, Result};
-use gradplan_config::{ConvPrecision, ModelConfig};
+use gradplan_config::{ConvPrecision, ModelConfig, Perturbation};
 use std::path::Path;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -247,11 +255,24 @@ impl WorldModel {
     pub fn decode(&self, features: &Tensor) -> Tensor {
         match &self.decoder {
             Decoder::Pixels { fc1, deconvs } => {
-                let mut x =
-                    self.conv_operand(&fc1.forward(features).view([-1, self.cfg.embedding_size, 1, 1]));
-                for (i, d) in deconvs.iter().enumerate() {
+                // The first conv-transpose reads a 1×1 map, so each of its k×k outputs is a
+                // linear function of the embedding: one matrix product computes it,
+                // `y[n, c, i, j] = Σ_e x[n, e] W[e, c, i, j] + b[c]`. Exact, and libtorch's
+                // CPU conv-transpose takes 7× longer on this shape, backward included
+                // (docs/benchmarks.md, #11).
+                let (first, rest) = deconvs.split_first().expect("four deconvs");
+                let [e, c, k, _] = first.ws.size()[..] else { unreachable!("a 4-d conv weight") };
+                let kind = self.conv_kind();
+                let x =
+                    fc1.forward(features).to_kind(kind).matmul(&first.ws.to_kind(kind).view([e, c * k * k]));
+                let x = match self.conv_bias(&first.bs) {
+                    Some(b) => x.view([-1, c, k, k]) + b.view([1, c, 1, 1]),
+                    None => x.view([-1, c, k, k]),
+                };
+                let mut x = self.conv_operand(&activate(self.cfg.activation, &x));
+                for (i, d) in rest.iter().enumerate() {
                     x = x.conv_transpose2d(&self.conv_operand(&d.ws), self.conv_bias(&d.bs), 2, 0, 0, 1, 1);
-                    if i + 1 < deconvs.len() {
+                    if i + 1 < rest.len() {
                         x = activate(self.cfg.activation, &x);
                     }
                 }
@@ -278,8 +299,48 @@ impl WorldModel {
     /// Filters a batch of sequences from the zero state.
     pub fn observe(&self, batch: &SequenceBatch) -> Observed {
         let embeds = Self::over_time(&batch.obs, |x| self.encode(x));
+        self.observe_embedded(&embeds, batch, None)
+    }
+
+    /// Filters a batch whose observations are already embedded (`embeds: [T, B, E]`), with
+    /// the transition's inputs moved by `offsets` where given.
+    fn observe_embedded(
+        &self,
+        embeds: &Tensor,
+        batch: &SequenceBatch,
+        offsets: Option<&InputOffsets>,
+    ) -> Observed {
         let init = self.rssm.initial(batch.obs.size()[1], self.device());
-        self.rssm.observe(&embeds, &batch.actions, &batch.is_first, &init)
+        self.rssm.observe_perturbed(embeds, &batch.actions, &batch.is_first, &init, offsets)
+    }
+
+    /// The offsets `model.perturbation` asks for on this batch (module docs), `None` when it
+    /// is off. `embeds` are the batch's embeddings; the adversarial pass reads them detached,
+    /// so the encoder's graph is only walked once, by the update.
+    fn perturbation(&self, embeds: &Tensor, batch: &SequenceBatch) -> Result<Option<InputOffsets>> {
+        let (eps_s, eps_a) = (self.cfg.perturbation_state, self.cfg.perturbation_action);
+        let (steps, b) = (batch.is_first.size()[0], batch.is_first.size()[1]);
+        let opts = (Kind::Float, self.device());
+        let state_shape = [steps, b, self.cfg.state_size];
+        let action_shape = [steps, b, self.action_dim];
+        match self.cfg.perturbation {
+            Perturbation::None => Ok(None),
+            Perturbation::Noise => Ok(Some(InputOffsets {
+                state: Tensor::randn(state_shape, opts) * eps_s,
+                action: Tensor::randn(action_shape, opts) * eps_a,
+            })),
+            // With gradients on even inside `no_grad` (a loss checked, not trained): the loss
+            // is one function of the weights and the batch whoever asks for it.
+            Perturbation::Adversarial => tch::with_grad(|| {
+                let zero = InputOffsets {
+                    state: Tensor::zeros(state_shape, opts).set_requires_grad(true),
+                    action: Tensor::zeros(action_shape, opts).set_requires_grad(true),
+                };
+                let clean = self.elbo(&embeds.detach(), batch, Some(&zero))?;
+                let grads = Tensor::run_backward(&[&clean.total], &[&zero.state, &zero.action], false, false);
+                Ok(Some(InputOffsets { state: grads[0].sign() * eps_s, action: grads[1].sign() * eps_a }))
+            }),
+        }
     }
 
     /// The ELBO terms of a batch, with latent overshooting when it is on (module docs).
@@ -289,7 +350,15 @@ impl WorldModel {
     pub fn loss(&self, batch: &SequenceBatch) -> Result<Losses> {
         debug_assert_eq!(batch.is_first.size()[..], batch.obs.size()[..2]);
         debug_assert_eq!(batch.rewards.size(), batch.is_first.size());
-        let observed = self.observe(batch);
+        let embeds = Self::over_time(&batch.obs, |x| self.encode(x));
+        let offsets = self.perturbation(&embeds, batch)?;
+        self.elbo(&embeds, batch, offsets.as_ref())
+    }
+
+    /// The ELBO terms (and overshooting) of a batch from its embeddings `[T, B, E]`, the
+    /// transition's inputs moved by `offsets` where given.
+    fn elbo(&self, embeds: &Tensor, batch: &SequenceBatch, offsets: Option<&InputOffsets>) -> Result<Losses> {
+        let observed = self.observe_embedded(embeds, batch, offsets);
         let features = observed.features(); // [T, B, belief + state]
         let recon = Self::over_time(&features, |x| self.decode(x));
         let obs_dims: Vec<i64> = (2..recon.dim() as i64).collect();
@@ -547,6 +616,38 @@ mod tests {
         assert_eq!(get("transition.rnn.weight_ih"), vec![600, 200]);
         assert_eq!(get("transition.fc_embed_state_action.weight"), vec![200, 36]);
         assert_eq!(get("decoder.conv1.weight"), vec![1024, 128, 5, 5]); // ConvTranspose: [in, out, k, k]
+    }
+
+    #[test]
+    fn the_decoders_first_layer_as_a_matrix_product_is_the_conv_transpose() {
+        let _stream = crate::seeded(3);
+        let cfg = ModelConfig { cnn_depth: 4, embedding_size: 24, ..tiny() };
+        let m = WorldModel::new(&cfg, ObsShape::Pixels { size: 64 }, 2, Device::Cpu).unwrap();
+        let f = Tensor::randn([5, 20], (Kind::Float, Device::Cpu));
+        let Decoder::Pixels { fc1, deconvs } = &m.decoder else { unreachable!() };
+        // PlaNet's decoder as written: four conv-transposes from the 1×1 map.
+        let mut x = fc1.forward(&f).view([-1, 24, 1, 1]);
+        for (i, d) in deconvs.iter().enumerate() {
+            x = x.conv_transpose2d(&d.ws, d.bs.as_ref(), 2, 0, 0, 1, 1);
+            if i + 1 < deconvs.len() {
+                x = x.relu();
+            }
+        }
+        let ours = m.decode(&f);
+        assert!(ours.allclose(&x, 1e-5, 1e-6, false), "{}", (&ours - &x).abs().max());
+        // The same gradients reach the first layer's weight and bias.
+        let g = x.randn_like();
+        let grads = |y: &Tensor| {
+            Tensor::run_backward(
+                &[(y * &g).sum(Kind::Float)],
+                &[&deconvs[0].ws, deconvs[0].bs.as_ref().unwrap()],
+                false,
+                false,
+            )
+        };
+        for (a, b) in grads(&ours).iter().zip(grads(&x).iter()) {
+            assert!(a.allclose(b, 1e-4, 1e-5, false), "{}", (a - b).abs().max());
+        }
     }
 
     #[test]
@@ -911,5 +1012,110 @@ mod tests {
         let m = new(overshooting_cfg(50)).unwrap();
         let l = m.loss(&random_batch(4, 2, 5, 2)).unwrap();
         assert!(l.total.double_value(&[]).is_finite());
+    }
+
+    fn perturbed_cfg(kind: Perturbation) -> ModelConfig {
+        ModelConfig { perturbation: kind, perturbation_state: 0.05, perturbation_action: 0.05, ..tiny() }
+    }
+
+    /// The ELBO's total at fixed offsets, with the same posterior noise every call.
+    fn total_at(m: &WorldModel, batch: &SequenceBatch, offsets: &InputOffsets) -> f64 {
+        tch::manual_seed(11);
+        let embeds = WorldModel::over_time(&batch.obs, |x| m.encode(x));
+        m.elbo(&embeds, batch, Some(offsets)).unwrap().total.double_value(&[])
+    }
+
+    #[test]
+    fn adversarial_offsets_raise_the_loss_more_than_random_signs() {
+        let _stream = crate::seeded(4);
+        let m = WorldModel::new(
+            &perturbed_cfg(Perturbation::Adversarial),
+            ObsShape::State { dim: 5 },
+            2,
+            Device::Cpu,
+        )
+        .unwrap();
+        let batch = random_batch(6, 3, 5, 2);
+        let _ = batch.is_first.get(3).get(1).fill_(1.0);
+        let embeds = WorldModel::over_time(&batch.obs, |x| m.encode(x));
+        tch::manual_seed(11);
+        let adv = m.perturbation(&embeds, &batch).unwrap().unwrap();
+        // Signs of the gradient, ε in size; zero where a step starts an episode (its inputs
+        // are reset) and at t = 0 of every sequence.
+        for (d, eps) in [(&adv.state, 0.05), (&adv.action, 0.05)] {
+            let a = d.abs();
+            assert!(a.max().double_value(&[]) <= eps + 1e-7, "{d:?}");
+            assert_eq!(d.get(0).abs().sum(Kind::Float).double_value(&[]), 0.0);
+            assert_eq!(d.get(3).get(1).abs().sum(Kind::Float).double_value(&[]), 0.0);
+            assert!(a.ge(eps - 1e-7).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]) > 0.5);
+        }
+        // Inside `no_grad` (the trainer's weight check) the same offsets, the same loss.
+        tch::manual_seed(11);
+        let quiet = tch::no_grad(|| m.perturbation(&embeds, &batch)).unwrap().unwrap();
+        assert!(quiet.state.equal(&adv.state) && quiet.action.equal(&adv.action));
+        let zero = InputOffsets { state: adv.state.zeros_like(), action: adv.action.zeros_like() };
+        let clean = total_at(&m, &batch, &zero);
+        let worst = total_at(&m, &batch, &adv);
+        // A first-order step uphill beats every random step of the same size.
+        for k in 0..8 {
+            tch::manual_seed(100 + k);
+            let random = InputOffsets {
+                state: adv.state.abs()
+                    * (Tensor::rand_like(&adv.state).ge(0.5).to_kind(Kind::Float) * 2.0 - 1.0),
+                action: adv.action.abs()
+                    * (Tensor::rand_like(&adv.action).ge(0.5).to_kind(Kind::Float) * 2.0 - 1.0),
+            };
+            let other = total_at(&m, &batch, &random);
+            assert!(worst > other, "adversarial {worst} vs random signs {other} (clean {clean})");
+        }
+        assert!(worst > clean, "adversarial {worst} vs clean {clean}");
+    }
+
+    #[test]
+    fn perturbation_trains_the_model_and_none_leaves_the_elbo_alone() {
+        let batch = {
+            let _stream = crate::seeded(5);
+            random_batch(6, 3, 5, 2)
+        };
+        let losses = |kind: Perturbation, seed: i64| {
+            let _stream = crate::seeded(seed);
+            let m =
+                WorldModel::new(&perturbed_cfg(kind), ObsShape::State { dim: 5 }, 2, Device::Cpu).unwrap();
+            tch::manual_seed(3);
+            let l = m.loss(&batch).unwrap();
+            tch::manual_seed(3);
+            let [plain, ..] = plain_elbo(&m, &batch);
+            (l, plain, m)
+        };
+        let (none, plain, _) = losses(Perturbation::None, 6);
+        assert!(none.total.equal(&plain), "off, the loss is PlaNet's ELBO bit for bit");
+        for kind in [Perturbation::Noise, Perturbation::Adversarial] {
+            let (l, plain, m) = losses(kind, 6);
+            let (ours, theirs) = (l.total.double_value(&[]), plain.double_value(&[]));
+            assert!(ours.is_finite() && ours != theirs, "{kind}: {ours} vs {theirs}");
+            // The update reaches every parameter, and only through the perturbed pass.
+            m.var_store().variables().values().for_each(|v| {
+                let _ = v.grad().defined().then(|| v.grad().zero_());
+            });
+            l.total.backward();
+            for (name, v) in m.var_store().variables() {
+                assert!(
+                    v.grad().defined() && v.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                    "{kind}: {name}"
+                );
+            }
+        }
+        let err = ModelConfig {
+            perturbation: Perturbation::Noise,
+            perturbation_state: 0.0,
+            perturbation_action: 0.0,
+            ..tiny()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("model.perturbation"), "{err}");
+        let err = ModelConfig { perturbation_action: -1.0, ..tiny() }.validate().unwrap_err().to_string();
+        assert!(err.contains("model.perturbation_action"), "{err}");
     }
 }

@@ -90,6 +90,11 @@ pub struct DmcArgs {
     /// At most this many array tasks at once (0: no limit).
     #[arg(long, default_value_t = 0)]
     slurm_max_parallel: usize,
+    /// A setting every training run gets over the scale's budget, e.g. `--set
+    /// model.perturbation="adversarial"` (repeatable). Recorded in --out: one directory holds
+    /// models trained with one set. Planner keys come from --planners and --eval-planners.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Run nothing: write results.csv, results.md and the plots from what is in --out.
     #[arg(long)]
     aggregate_only: bool,
@@ -113,6 +118,15 @@ pub fn run(args: &DmcArgs) -> Result<()> {
     protocol.device = device.to_string();
     protocol.backend = args.backend;
     protocol.eval_envs = args.eval_envs;
+    protocol.set(&args.set)?;
+    // A misspelt key or a bad value fails here, once, not in every job.
+    if !protocol.train_settings.is_empty() {
+        let budget = protocol.budget();
+        let settings: Vec<String> =
+            budget.overrides.iter().chain(&protocol.train_settings).cloned().collect();
+        RunConfig::resolve(&budget.preset, None, &settings)
+            .with_context(|| format!("--set {}", protocol.train_settings.join(" --set ")))?;
+    }
     if args.eval_envs == 0 {
         bail!("--eval-envs 0: use at least 1");
     }
@@ -156,7 +170,7 @@ pub fn run(args: &DmcArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let out = args.out.canonicalize().with_context(|| format!("reading {}", args.out.display()))?;
-    claim_dir(&out, table, scale)?;
+    claim_dir(&out, table, scale, &protocol.train_settings)?;
     let job_argv = |job: &Job| {
         let mut argv = harness_argv(args, &out, &protocol);
         argv.extend(["--job".into(), job.id.clone()]);
@@ -258,6 +272,9 @@ fn harness_argv(args: &DmcArgs, out: &Path, p: &Protocol) -> Vec<String> {
     }
     if p.eval_envs > 1 {
         argv.extend(["--eval-envs".into(), p.eval_envs.to_string()]);
+    }
+    for setting in &p.train_settings {
+        argv.extend(["--set".into(), setting.clone()]);
     }
     if args.no_report {
         argv.push("--no-report".into());

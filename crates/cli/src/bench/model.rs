@@ -48,6 +48,11 @@ pub struct ModelBenchArgs {
     /// Skip the PyTorch reference.
     #[arg(long)]
     no_reference: bool,
+    /// After the table, this many alternating rounds of PyTorch f32's update and ours (each
+    /// `--updates` timed updates), paired so a drifting host slows both sides of a round
+    /// alike; prints each round's ratio and their median (0: none).
+    #[arg(long, default_value_t = 0)]
+    rounds: usize,
 }
 
 fn sync(device: Device) {
@@ -260,6 +265,17 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         }
     }
 
+    if args.rounds > 0 && !args.no_reference && !overshooting(&cfg) {
+        interleaved_rounds(args, &cfg, device, || {
+            let update = time_ms(args.updates, device, || {
+                let losses = model.loss(&batch)?;
+                adam.backward_step(&losses.total, cfg.optim.learning_rate);
+                Ok(())
+            })?;
+            Ok(update.0)
+        })?;
+    }
+
     let low = vec![-1.0f32; args.action_dim as usize];
     let high = vec![1.0f32; args.action_dim as usize];
     let dynamics = ModelDynamics::new(model.clone(), None, cfg.planner.sample_imagined, &low, &high);
@@ -282,5 +298,36 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
             println!("(no PyTorch update: latent overshooting is not in the reference)");
         }
     }
+    Ok(())
+}
+
+/// `--rounds`: PyTorch f32's update and ours in turn, `args.rounds` times; prints every
+/// round's mean ms and ratio, then the median ratio and its range.
+fn interleaved_rounds(
+    args: &ModelBenchArgs,
+    cfg: &RunConfig,
+    device: Device,
+    mut ours: impl FnMut() -> Result<f64>,
+) -> Result<()> {
+    let reference: Vec<String> = reference_args(args, cfg, device)
+        .into_iter()
+        .filter(|a| !a.starts_with("parts=") && !a.starts_with("decisions="))
+        .chain(["parts=update".to_string(), "decisions=0".to_string()])
+        .collect();
+    println!("\ninterleaved rounds ({} timed updates each side): PyTorch f32, then ours", args.updates);
+    println!("{:>6} {:>12} {:>12} {:>9}", "round", "PyTorch ms", "ours ms", "ours/PT");
+    let mut ratios = Vec::with_capacity(args.rounds);
+    for round in 1..=args.rounds {
+        let theirs = super::python_reference(MODEL_REFERENCE, &reference)?["update"]["mean_ms"]
+            .as_f64()
+            .ok_or_else(|| anyhow::anyhow!("the PyTorch reference returned no update time"))?;
+        let ours = ours()?;
+        ratios.push(ours / theirs);
+        println!("{round:>6} {theirs:>12.1} {ours:>12.1} {:>9.2}", ours / theirs);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    let median = if n % 2 == 1 { ratios[n / 2] } else { (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0 };
+    println!("median ours/PT over {n} rounds: {median:.2} (range {:.2}–{:.2})", ratios[0], ratios[n - 1]);
     Ok(())
 }
