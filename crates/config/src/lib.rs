@@ -247,8 +247,8 @@ impl std::fmt::Display for ConvPrecision {
 /// How the dynamics' inputs are perturbed while the model trains (#10: a model whose input
 /// gradients a planner can follow). Planning queries the transition at actions and states
 /// away from the data; a model trained to predict the data from perturbed inputs is
-/// smoother there (Parthasarathy et al., "Closing the Train-Test Gap in World Models for
-/// Gradient-Based Planning", arXiv 2512.09929).
+/// smoother there ("Closing the Train-Test Gap in World Models for Gradient-Based
+/// Planning", arXiv 2512.09929).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Perturbation {
@@ -262,16 +262,6 @@ pub enum Perturbation {
     /// update then trains on the ELBO at `s + ε_s sign(∇_s)`, `a + ε_a sign(∇_a)`. About
     /// twice an update's cost.
     Adversarial,
-}
-
-impl std::fmt::Display for Perturbation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Perturbation::None => "none",
-            Perturbation::Noise => "noise",
-            Perturbation::Adversarial => "adversarial",
-        })
-    }
 }
 
 /// Activation used between the world model's layers.

@@ -331,7 +331,8 @@ const HARNESS_KEYS: [&str; 6] =
 
 impl Protocol {
     /// Adds training settings (`key=value`, applied after the scale's budget), refusing the
-    /// keys the harness owns.
+    /// keys the harness owns and, by resolving them over the scale's preset, a misspelt key
+    /// or a bad value: once, here, not in every job.
     pub fn set(&mut self, settings: &[String]) -> Result<()> {
         for setting in settings {
             let key = setting.split('=').next().unwrap_or("").trim();
@@ -342,8 +343,13 @@ impl Protocol {
                      flags); --set is for training settings such as model.*"
                 )));
             }
-            self.train_settings.push(setting.clone());
         }
+        let budget = self.budget();
+        let all: Vec<String> =
+            budget.overrides.iter().chain(&self.train_settings).chain(settings).cloned().collect();
+        gradplan_config::RunConfig::resolve(&budget.preset, None, &all)
+            .map_err(|e| Error::Usage(format!("--set {}: {e}", settings.join(" --set "))))?;
+        self.train_settings.extend(settings.iter().cloned());
         Ok(())
     }
 
@@ -623,6 +629,8 @@ mod tests {
             let err = p.clone().set(&[owned.to_string()]).unwrap_err().to_string();
             assert!(err.contains("harness's to set"), "{owned}: {err}");
         }
+        let err = p.clone().set(&["model.perturbaton=\"noise\"".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("perturbaton"), "a misspelt key is refused up front: {err}");
         assert_eq!(p.train_settings, noise, "a refused setting adds nothing");
     }
 

@@ -434,10 +434,7 @@ fn observed_frame(obs: &Obs, env: &mut dyn Env, render_size: usize) -> Result<Fr
 /// Hands the observed frame to the sink; for state observations, renders one.
 fn record(frames: &mut Option<FrameSink<'_>>, obs: &Obs, env: &mut dyn Env) -> Result<()> {
     if let Some(sink) = frames {
-        match obs {
-            Obs::Pixels(frame) => (sink.push)(frame),
-            Obs::State(_) => (sink.push)(&env.render(sink.render_size, sink.render_size)?),
-        }
+        (sink.push)(&observed_frame(obs, env, sink.render_size)?);
     }
     Ok(())
 }

@@ -119,14 +119,6 @@ pub fn run(args: &DmcArgs) -> Result<()> {
     protocol.backend = args.backend;
     protocol.eval_envs = args.eval_envs;
     protocol.set(&args.set)?;
-    // A misspelt key or a bad value fails here, once, not in every job.
-    if !protocol.train_settings.is_empty() {
-        let budget = protocol.budget();
-        let settings: Vec<String> =
-            budget.overrides.iter().chain(&protocol.train_settings).cloned().collect();
-        RunConfig::resolve(&budget.preset, None, &settings)
-            .with_context(|| format!("--set {}", protocol.train_settings.join(" --set ")))?;
-    }
     if args.eval_envs == 0 {
         bail!("--eval-envs 0: use at least 1");
     }

@@ -235,11 +235,12 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
         args.threads,
         args.device
     );
-    let update = time_ms(args.updates, device, || {
+    let mut update_once = || {
         let losses = model.loss(&batch)?;
         adam.backward_step(&losses.total, cfg.optim.learning_rate);
         Ok(())
-    })?;
+    };
+    let update = time_ms(args.updates, device, &mut update_once)?;
     println!(
         "{:<34} {:>10} {:>10} {:>12} {:>12} {:>9}",
         "what", "mean ms", "min ms", "PyTorch mean", "PyTorch min", "ours/PT"
@@ -266,14 +267,7 @@ pub fn run(args: &ModelBenchArgs) -> Result<()> {
     }
 
     if args.rounds > 0 && !args.no_reference && !overshooting(&cfg) {
-        interleaved_rounds(args, &cfg, device, || {
-            let update = time_ms(args.updates, device, || {
-                let losses = model.loss(&batch)?;
-                adam.backward_step(&losses.total, cfg.optim.learning_rate);
-                Ok(())
-            })?;
-            Ok(update.0)
-        })?;
+        interleaved_rounds(args, &cfg, device, || Ok(time_ms(args.updates, device, &mut update_once)?.0))?;
     }
 
     let low = vec![-1.0f32; args.action_dim as usize];
