@@ -64,6 +64,32 @@ fn png_size(path: &Path) -> (u32, u32) {
     (w, h)
 }
 
+/// Waits until no process of group `pgid` is still running. `wait` reaps the harness, but
+/// its job processes, killed with it, can still be exiting on a loaded machine, holding
+/// their run's lock: a second invocation started then finds the job busy. A zombie has
+/// closed its files, so it holds no lock and does not count.
+fn wait_for_group_exit(pgid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while group_running(pgid) {
+        assert!(Instant::now() < deadline, "process group {pgid} still running 60 s after SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process of group `pgid` is alive and not a zombie, from `/proc/<pid>/stat`.
+fn group_running(pgid: u32) -> bool {
+    let pgid = pgid.to_string();
+    std::fs::read_dir("/proc").unwrap().filter_map(|entry| entry.ok()).any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { return false };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else { return false };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1);
+        pgrp == Some(pgid.as_str()) && state != Some("Z")
+    })
+}
+
 #[test]
 fn debug_table1_survives_a_kill_completes_and_then_does_no_work() {
     let tmp = tempfile::tempdir().unwrap();
@@ -89,6 +115,7 @@ fn debug_table1_survives_a_kill_completes_and_then_does_no_work() {
     let killed = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().unwrap();
     assert!(killed.success());
     child.wait().unwrap();
+    wait_for_group_exit(child.id());
     assert!(!done(&out, JOBS[3]).exists(), "the kill came too late to interrupt anything");
     let first_done = mtime(&done(&out, JOBS[0]));
 
