@@ -335,7 +335,7 @@ impl Protocol {
     /// or a bad value: once, here, not in every job.
     pub fn set(&mut self, settings: &[String]) -> Result<()> {
         for setting in settings {
-            let key = setting.split('=').next().unwrap_or("").trim();
+            let key = setting.split_once('=').map_or(setting.as_str(), |(k, _)| k).trim();
             if key.starts_with("planner.") || HARNESS_KEYS.contains(&key) {
                 return Err(Error::Usage(format!(
                     "--set {setting}: `{key}` is the harness's to set (planners come from --planners and \
