@@ -143,9 +143,9 @@ pub const ADAM_ACTION_LR: f64 = 0.3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum GradMpcFlavour {
-    /// A forward-only screen of the J samples, I = 2 Adam steps (α 0.3) on the best J_a = 16
-    /// of them, expected returns over S = 3 imaginations, the mean of the K = 4 best as the
-    /// plan.
+    /// A forward-only screen of N = 4 CEM rounds of J samples each, I = 2 Adam steps (α 0.3)
+    /// on the best J_a = 16 of the last round, expected returns over S = 3 imaginations, the
+    /// mean of the K = 4 best as the plan.
     #[default]
     Robust,
     /// Algorithm 1 exactly, with appendix A.7's I = 40: J draws from N(0, I), plain gradient
@@ -165,6 +165,8 @@ pub struct GradMpcDefaults {
     pub warm_start_noise: f64,
     /// J_a; `None`: all J candidates are refined (no screen).
     pub ascent_candidates: Option<usize>,
+    /// N, rounds of the forward-only screen (1: one random screen; more: a short CEM).
+    pub screen_rounds: usize,
     /// S
     pub imagination_samples: usize,
     /// K of the elite mean, 0: the best candidate.
@@ -189,6 +191,7 @@ impl GradMpcFlavour {
                 warm_start_copies: 0,
                 warm_start_noise: 0.1,
                 ascent_candidates: None,
+                screen_rounds: 1,
                 imagination_samples: 1,
                 elite_mean: 0,
             },
@@ -200,6 +203,7 @@ impl GradMpcFlavour {
                 warm_start_copies: 4,
                 warm_start_noise: 0.1,
                 ascent_candidates: Some(16),
+                screen_rounds: 4,
                 imagination_samples: 3,
                 elite_mean: 4,
             },
@@ -244,6 +248,9 @@ pub struct PlannerConfig {
     /// flavour) they are the best J_a of `candidates` forward-only samples; in the paper
     /// flavour J_a = J.
     pub ascent_candidates: Option<usize>,
+    /// Grad-MPC with a screen: N, its rounds. More than 1 makes the screen a short CEM whose
+    /// Gaussian is refitted to the `top_k` best draws of each round.
+    pub screen_rounds: Option<usize>,
     /// Grad-MPC: S, imaginations each candidate's R is averaged over.
     pub imagination_samples: Option<usize>,
     /// Grad-MPC: return the mean of the K best optimised candidates (0: the best one).
@@ -289,6 +296,7 @@ impl Default for PlannerConfig {
             warm_start_copies: None,
             warm_start_noise: None,
             ascent_candidates: None,
+            screen_rounds: None,
             imagination_samples: None,
             elite_mean: None,
             mppi_temperature: 1.0,
@@ -369,6 +377,9 @@ impl PlannerConfig {
         }
         if self.ascent_candidates == Some(0) {
             return Err(invalid("planner.ascent_candidates", "must be at least 1"));
+        }
+        if self.screen_rounds == Some(0) {
+            return Err(invalid("planner.screen_rounds", "must be at least 1"));
         }
         if self.imagination_samples == Some(0) {
             return Err(invalid("planner.imagination_samples", "must be at least 1"));

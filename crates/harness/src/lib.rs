@@ -60,8 +60,9 @@ pub struct DirState {
 
 /// Version of the harness's planner names: 2 since `grad-mpc` means the robust flavour and
 /// Algorithm 1 is `grad-mpc-paper` (in version 1 `grad-mpc` was Algorithm 1); 3 since the
-/// robust flavour ascends with Adam (α 0.3) instead of SGD (α 0.1).
-pub const PLANNER_NAMES: u32 = 3;
+/// robust flavour ascends with Adam (α 0.3) instead of SGD (α 0.1); 4 since its screen is
+/// N = 4 CEM rounds instead of one round of random draws.
+pub const PLANNER_NAMES: u32 = 4;
 
 fn first_planner_names() -> u32 {
     1
@@ -78,10 +79,13 @@ pub fn claim_dir(out: &Path, table: Table, scale: Scale, train_settings: &[Strin
             Error::Corrupt(format!("{} is corrupt ({e}); delete it or use another --out", path.display()))
         })?;
         if have.planner_names != PLANNER_NAMES {
-            let then = if have.planner_names == 1 {
-                "are Algorithm 1 (now named grad-mpc-paper; `grad-mpc` is the robust flavour)"
-            } else {
-                "are the robust flavour with SGD at α 0.1 (it now ascends with Adam at α 0.3)"
+            let then = match have.planner_names {
+                1 => "are Algorithm 1 (now named grad-mpc-paper; `grad-mpc` is the robust flavour)",
+                2 => "are the robust flavour with SGD at α 0.1 (it now ascends with Adam at α 0.3)",
+                _ => {
+                    "are the robust flavour with a one-round random screen (it now screens with 4 CEM \
+                     rounds; `--set planner.screen_rounds=1` at eval time gives the old planner)"
+                }
             };
             return Err(Error::Usage(format!(
                 "{} was written by an older gradplan, whose `grad-mpc` runs and records {then}; use another \
@@ -161,6 +165,11 @@ mod tests {
         let err = claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap_err().to_string();
         assert!(err.contains("SGD") && err.contains("Adam") && err.contains("another --out"), "{err}");
         assert_eq!(std::fs::read_to_string(dir.path().join("harness.json")).unwrap(), v2, "left as it was");
+        // One from before the robust flavour's screen had CEM rounds.
+        let v3 = r#"{"table":"One","scale":"debug","planner_names":3}"#;
+        std::fs::write(dir.path().join("harness.json"), v3).unwrap();
+        let err = claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap_err().to_string();
+        assert!(err.contains("screen_rounds=1") && err.contains("another --out"), "{err}");
         // Models trained with other settings: one directory, one set.
         let fresh = tempfile::tempdir().unwrap();
         let adv = vec!["model.perturbation=\"adversarial\"".to_string()];
@@ -174,7 +183,7 @@ mod tests {
         // A directory from before the flag holds runs trained with no settings.
         std::fs::write(
             fresh.path().join("harness.json"),
-            r#"{"table":"One","scale":"debug","planner_names":3}"#,
+            r#"{"table":"One","scale":"debug","planner_names":4}"#,
         )
         .unwrap();
         claim_dir(fresh.path(), Table::One, Scale::Debug, &[]).unwrap();

@@ -11,7 +11,8 @@
 //! - receding-horizon warm start: the previous plan, shifted, and noisy copies of it start
 //!   the next ascent, so iterations accumulate across decisions;
 //! - a forward-only screen of P random sequences whose best become the starting candidates
-//!   (gradient ascent is local: it polishes the starts it is given);
+//!   (gradient ascent is local: it polishes the starts it is given), optionally N rounds of
+//!   CEM so that the starts of a many-dimensional action space are good ones;
 //! - R as the mean over S imaginations ([`Objective::expected_returns`]), so the ascent and
 //!   the selection see the expected return rather than one noisy draw;
 //! - selection by the mean of the K best optimised candidates instead of the single argmax.
@@ -67,6 +68,12 @@ pub struct GradMpcConfig {
     /// ascent; the best of them fill the candidates that warm starts leave. 0 (default): the
     /// random candidates are J fresh draws, as Algorithm 1. Must be 0 or ≥ J.
     pub presample: i64,
+    /// N, rounds of the screen: with N > 1 the screen is a short CEM (crate::cem): each
+    /// round's P draws come from a diagonal Gaussian refitted to the K_s best of the round
+    /// before, and the last round's best fill the candidates. Default 1 (one random screen).
+    pub screen_rounds: usize,
+    /// K_s, elites the screen's Gaussian is refitted to between rounds. Default 100 (CEM's K).
+    pub screen_top_k: i64,
     /// S, imaginations each candidate's R is averaged over, in the screen, the ascent and the
     /// selection. Default 1 (one rollout, Algorithm 1).
     pub imagination_samples: i64,
@@ -97,6 +104,8 @@ impl GradMpcConfig {
             warm_start_copies: 0,
             warm_start_noise: 0.1,
             presample: 0,
+            screen_rounds: 1,
+            screen_top_k: 100,
             imagination_samples: 1,
             selection: Selection::Best,
             objective: Objective::default(),
@@ -123,6 +132,19 @@ impl GradMpcConfig {
         if self.presample != 0 && self.presample < self.candidates {
             let reason =
                 format!("presample P must be 0 (off) or >= J ({}), got {}", self.candidates, self.presample);
+            return Err(config_error(name, reason));
+        }
+        if self.screen_rounds == 0 || (self.screen_rounds > 1 && self.presample == 0) {
+            let reason = format!(
+                "screen_rounds N must be at least 1, and more than 1 only with a screen (presample P > 0: \
+                 planner.ascent_candidates below planner.candidates); got N {} with P {}",
+                self.screen_rounds, self.presample
+            );
+            return Err(config_error(name, reason));
+        }
+        if self.screen_rounds > 1 && !(1..=self.presample).contains(&self.screen_top_k) {
+            let reason =
+                format!("screen_top_k K_s must be in 1..=P ({}), got {}", self.presample, self.screen_top_k);
             return Err(config_error(name, reason));
         }
         if self.imagination_samples < 1 {
@@ -178,7 +200,8 @@ impl GradMpc {
     }
 
     /// The initial candidates: the warm starts (if any) first, then N(0, σ₀²) draws clamped
-    /// to the box — with a screen (P > 0), the best of P such draws by R.
+    /// to the box — with a screen (P > 0), the best of P such draws by R; with N > 1 screen
+    /// rounds, the best of the last round's P draws from the refitted Gaussian.
     ///
     /// # Shapes
     /// → `[H, J, A]`
@@ -192,21 +215,44 @@ impl GradMpc {
         let c = &self.config;
         let warm = self.warm_starts(bounds);
         let fresh = c.candidates - warm.as_ref().map_or(0, |w| w.size()[1]);
-        let draws = if c.presample > 0 { c.presample } else { fresh };
-        let random =
-            bounds.clamp(&(Tensor::randn([c.horizon, draws, bounds.dim()], bounds.options()) * c.init_std));
         let random = if c.presample > 0 {
-            let returns = c.objective.expected_returns(dynamics, state, &random, c.imagination_samples);
-            counts.rollouts(&random, c.imagination_samples);
-            let (_, index) = returns.topk(fresh, 0, true, true);
-            random.index_select(1, &index)
+            self.screen(dynamics, state, bounds, fresh, counts)
         } else {
-            random
+            bounds.clamp(&(Tensor::randn([c.horizon, fresh, bounds.dim()], bounds.options()) * c.init_std))
         };
         match warm {
             Some(w) => Tensor::cat(&[w, random], 1),
             None => random,
         }
+    }
+
+    /// The forward-only screen: N rounds of P draws scored by R over S imaginations, the
+    /// Gaussian refitted to the K_s best between rounds (the first round is N(0, σ₀²)); the
+    /// `keep` best draws of the last round, best first.
+    ///
+    /// # Shapes
+    /// → `[H, keep, A]`
+    fn screen<D: LatentDynamics>(
+        &self,
+        dynamics: &D,
+        state: &D::State,
+        bounds: &Bounds,
+        keep: i64,
+        counts: &mut Counts,
+    ) -> Tensor {
+        let c = &self.config;
+        let mut score = |draws: &Tensor| {
+            counts.rollouts(draws, c.imagination_samples);
+            c.objective.expected_returns(dynamics, state, draws, c.imagination_samples)
+        };
+        let mut draws = bounds
+            .clamp(&(Tensor::randn([c.horizon, c.presample, bounds.dim()], bounds.options()) * c.init_std));
+        for _ in 1..c.screen_rounds {
+            let returns = score(&draws);
+            draws = Elites::select(&draws, &returns, c.screen_top_k).fit().sample(c.presample, bounds);
+        }
+        let (_, index) = score(&draws).topk(keep, 0, true, true);
+        draws.index_select(1, &index)
     }
 }
 
@@ -413,6 +459,41 @@ mod tests {
         let best = Objective::default().returns(&lq, &start, &draws).max().double_value(&[]);
         assert!((plan.predicted_return - best).abs() < 1e-12, "{} vs {best}", plan.predicted_return);
         assert_eq!(plan.model_steps, (400 + 8) * 5);
+    }
+
+    #[test]
+    fn screen_rounds_refit_the_screen_towards_the_optimum() {
+        // No ascent, the best candidate: the plan is the best draw of the screen's last round.
+        // N = 1 is the random screen; each further round (CEM, K_s = 40 of P = 400) moves the
+        // draws towards the optimum, so the best of the last round is better and closer to a*.
+        let _rng = crate::tests::rng_lock();
+        let lq = LinearQuadratic::example(Kind::Double);
+        let x0 = LinearQuadratic::EXAMPLE_START;
+        let start = lq.start(&x0);
+        let optimum = lq.optimum(&x0, 6, Objective::default());
+        let plan_with = |rounds: usize| {
+            let config = GradMpcConfig {
+                horizon: 6,
+                candidates: 8,
+                iterations: 0,
+                presample: 400,
+                screen_rounds: rounds,
+                screen_top_k: 40,
+                ..GradMpcConfig::paper()
+            };
+            tch::manual_seed(3);
+            config.init().plan(&lq, &start).unwrap()
+        };
+        let gaps: Vec<f64> = [1, 3, 6]
+            .iter()
+            .map(|&n| (optimum.ret - plan_with(n).predicted_return) / optimum.ret.abs())
+            .collect();
+        assert!(gaps[0] > 0.0 && gaps[1] < 0.5 * gaps[0] && gaps[2] < 0.5 * gaps[1], "{gaps:?}");
+        // Each round scores P draws; the last keeps J of them, which are scored once more.
+        assert_eq!(plan_with(3).model_steps, (3 * 400 + 8) * 6);
+        // Rounds need a screen to refit.
+        let e = GradMpcConfig { screen_rounds: 2, ..GradMpcConfig::paper() }.validate().unwrap_err();
+        assert!(e.to_string().contains("screen_rounds"), "{e}");
     }
 
     #[test]

@@ -103,6 +103,14 @@ fn grad_mpc(p: &Settings, objective: Objective, init_std: f64) -> GradMpcConfig 
         warm_start_copies: copies,
         warm_start_noise: p.warm_start_noise.unwrap_or(fl.warm_start_noise),
         presample,
+        // The flavour's N applies where there is a screen (J_a < J); one set explicitly is
+        // checked by validate().
+        screen_rounds: match p.screen_rounds {
+            Some(n) => n,
+            None if presample > 0 => fl.screen_rounds,
+            None => 1,
+        },
+        screen_top_k: (p.top_k as i64).clamp(1, j),
         imagination_samples: p.imagination_samples.unwrap_or(fl.imagination_samples) as i64,
         selection: match elites {
             0 => Selection::Best,
@@ -155,6 +163,7 @@ mod tests {
         assert_eq!(c.warm_start, fl.warm_start);
         assert_eq!(c.warm_start_copies, fl.warm_start_copies as i64);
         assert_eq!(c.imagination_samples, fl.imagination_samples as i64);
+        assert_eq!(c.screen_rounds, fl.screen_rounds);
         assert_eq!(c.selection, Selection::EliteMean { top_k: fl.elite_mean as i64 });
         c.validate().unwrap();
     }
@@ -173,6 +182,8 @@ mod tests {
             warm_start_copies: Some(2),
             warm_start_noise: Some(0.3),
             ascent_candidates: Some(40),
+            screen_rounds: Some(3),
+            top_k: 25,
             imagination_samples: Some(3),
             elite_mean: Some(0),
             discount: 0.9,
@@ -191,6 +202,8 @@ mod tests {
             warm_start_copies: 2,
             warm_start_noise: 0.3,
             presample: 300,
+            screen_rounds: 3,
+            screen_top_k: 25,
             imagination_samples: 3,
             selection: Selection::Best,
             objective: Objective { discount: 0.9, use_value: false },
@@ -199,6 +212,13 @@ mod tests {
         // J_a ≥ J means no screen: every candidate is refined.
         let c = grad_mpc_of(&Settings { ascent_candidates: Some(300), ..p.clone() });
         assert_eq!((c.candidates, c.presample), (300, 0));
+        // The flavour's screen rounds then do not apply (small J, e.g. the debug preset's) ...
+        let c0 = grad_mpc_of(&Settings { ascent_candidates: Some(300), screen_rounds: None, ..p.clone() });
+        assert_eq!(c0.screen_rounds, 1);
+        c0.validate().unwrap();
+        // ... and rounds set explicitly have nothing to refit: an error that names the key.
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("screen_rounds") && e.contains("ascent_candidates"), "{e}");
         // K and the copies are capped by J_a, so no flavour/size mix is invalid.
         let c = grad_mpc_of(&Settings {
             ascent_candidates: Some(2),
