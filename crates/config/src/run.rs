@@ -143,9 +143,10 @@ pub const ADAM_ACTION_LR: f64 = 0.3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum GradMpcFlavour {
-    /// A forward-only screen of N = 4 CEM rounds of J samples each, I = 2 Adam steps (α 0.3)
-    /// on the best J_a = 16 of the last round, expected returns over S = 3 imaginations, the
-    /// mean of the K = 4 best as the plan.
+    /// A forward-only screen of N = 4 CEM rounds of J samples each (one imagination per
+    /// sample before the last round), I = 2 Adam steps (α 0.3) on the best J_a = 16 of the
+    /// last round, expected returns over S = 3 imaginations for the last round, the ascent and
+    /// the selection, the mean of the K = 4 best as the plan.
     #[default]
     Robust,
     /// Algorithm 1 exactly, with appendix A.7's I = 40: J draws from N(0, I), plain gradient
@@ -167,6 +168,8 @@ pub struct GradMpcDefaults {
     pub ascent_candidates: Option<usize>,
     /// N, rounds of the forward-only screen (1: one random screen; more: a short CEM).
     pub screen_rounds: usize,
+    /// S_r, imaginations of the screen's rounds before the last.
+    pub screen_round_samples: usize,
     /// S
     pub imagination_samples: usize,
     /// K of the elite mean, 0: the best candidate.
@@ -192,6 +195,7 @@ impl GradMpcFlavour {
                 warm_start_noise: 0.1,
                 ascent_candidates: None,
                 screen_rounds: 1,
+                screen_round_samples: 1,
                 imagination_samples: 1,
                 elite_mean: 0,
             },
@@ -204,6 +208,7 @@ impl GradMpcFlavour {
                 warm_start_noise: 0.1,
                 ascent_candidates: Some(16),
                 screen_rounds: 4,
+                screen_round_samples: 1,
                 imagination_samples: 3,
                 elite_mean: 4,
             },
@@ -222,7 +227,7 @@ pub struct PlannerConfig {
     pub iterations: Option<usize>,
     /// J, candidate action sequences, 1000.
     pub candidates: usize,
-    /// K, elites refit by CEM and GradCEM, 100.
+    /// K, elites refit by CEM, GradCEM and the rounds of Grad-MPC's screen, 100.
     pub top_k: usize,
     /// α, step size of gradient ascent on the actions (Grad-MPC, GradCEM, Policy+Grad-MPC).
     /// Unset: [`PlannerConfig::action_lr`], which depends on the update rule for Grad-MPC
@@ -251,6 +256,9 @@ pub struct PlannerConfig {
     /// Grad-MPC with a screen: N, its rounds. More than 1 makes the screen a short CEM whose
     /// Gaussian is refitted to the `top_k` best draws of each round.
     pub screen_rounds: Option<usize>,
+    /// Grad-MPC with screen rounds: S_r, imaginations each draw is scored over in the rounds
+    /// before the last (the last, the ascent and the selection use S).
+    pub screen_round_samples: Option<usize>,
     /// Grad-MPC: S, imaginations each candidate's R is averaged over.
     pub imagination_samples: Option<usize>,
     /// Grad-MPC: return the mean of the K best optimised candidates (0: the best one).
@@ -297,6 +305,7 @@ impl Default for PlannerConfig {
             warm_start_noise: None,
             ascent_candidates: None,
             screen_rounds: None,
+            screen_round_samples: None,
             imagination_samples: None,
             elite_mean: None,
             mppi_temperature: 1.0,
@@ -380,6 +389,9 @@ impl PlannerConfig {
         }
         if self.screen_rounds == Some(0) {
             return Err(invalid("planner.screen_rounds", "must be at least 1"));
+        }
+        if self.screen_round_samples == Some(0) {
+            return Err(invalid("planner.screen_round_samples", "must be at least 1"));
         }
         if self.imagination_samples == Some(0) {
             return Err(invalid("planner.imagination_samples", "must be at least 1"));

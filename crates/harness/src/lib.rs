@@ -60,9 +60,10 @@ pub struct DirState {
 
 /// Version of the harness's planner names: 2 since `grad-mpc` means the robust flavour and
 /// Algorithm 1 is `grad-mpc-paper` (in version 1 `grad-mpc` was Algorithm 1); 3 since the
-/// robust flavour ascends with Adam (α 0.3) instead of SGD (α 0.1); 4 since its screen is
-/// N = 4 CEM rounds instead of one round of random draws.
-pub const PLANNER_NAMES: u32 = 4;
+/// robust flavour ascends with Adam (α 0.3) instead of SGD (α 0.1); 4 while its screen was
+/// N = 4 CEM rounds of S = 3 imaginations each; 5 since the rounds before the last score one
+/// imagination (S_r = 1).
+pub const PLANNER_NAMES: u32 = 5;
 
 fn first_planner_names() -> u32 {
     1
@@ -82,9 +83,14 @@ pub fn claim_dir(out: &Path, table: Table, scale: Scale, train_settings: &[Strin
             let then = match have.planner_names {
                 1 => "are Algorithm 1 (now named grad-mpc-paper; `grad-mpc` is the robust flavour)",
                 2 => "are the robust flavour with SGD at α 0.1 (it now ascends with Adam at α 0.3)",
-                _ => {
+                3 => {
                     "are the robust flavour with a one-round random screen (it now screens with 4 CEM \
                      rounds; `--set planner.screen_rounds=1` at eval time gives the old planner)"
+                }
+                _ => {
+                    "are the robust flavour whose screen rounds scored 3 imaginations each (now 1 before \
+                     the last round; `--set planner.screen_round_samples=3` at eval time gives the old \
+                     planner)"
                 }
             };
             return Err(Error::Usage(format!(
@@ -170,6 +176,10 @@ mod tests {
         std::fs::write(dir.path().join("harness.json"), v3).unwrap();
         let err = claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap_err().to_string();
         assert!(err.contains("screen_rounds=1") && err.contains("another --out"), "{err}");
+        let v4 = r#"{"table":"One","scale":"debug","planner_names":4}"#;
+        std::fs::write(dir.path().join("harness.json"), v4).unwrap();
+        let err = claim_dir(dir.path(), Table::One, Scale::Debug, &[]).unwrap_err().to_string();
+        assert!(err.contains("screen_round_samples=3") && err.contains("another --out"), "{err}");
         // Models trained with other settings: one directory, one set.
         let fresh = tempfile::tempdir().unwrap();
         let adv = vec!["model.perturbation=\"adversarial\"".to_string()];
@@ -183,7 +193,7 @@ mod tests {
         // A directory from before the flag holds runs trained with no settings.
         std::fs::write(
             fresh.path().join("harness.json"),
-            r#"{"table":"One","scale":"debug","planner_names":4}"#,
+            r#"{"table":"One","scale":"debug","planner_names":5}"#,
         )
         .unwrap();
         claim_dir(fresh.path(), Table::One, Scale::Debug, &[]).unwrap();

@@ -74,6 +74,10 @@ pub struct GradMpcConfig {
     pub screen_rounds: usize,
     /// K_s, elites the screen's Gaussian is refitted to between rounds. Default 100 (CEM's K).
     pub screen_top_k: i64,
+    /// S_r, imaginations R is averaged over in the rounds before the last: they only move the
+    /// Gaussian, so one noisy rollout each is cheap enough; the last round, which picks the
+    /// starts, uses S. Default 1.
+    pub screen_round_samples: i64,
     /// S, imaginations each candidate's R is averaged over, in the screen, the ascent and the
     /// selection. Default 1 (one rollout, Algorithm 1).
     pub imagination_samples: i64,
@@ -106,6 +110,7 @@ impl GradMpcConfig {
             presample: 0,
             screen_rounds: 1,
             screen_top_k: 100,
+            screen_round_samples: 1,
             imagination_samples: 1,
             selection: Selection::Best,
             objective: Objective::default(),
@@ -145,6 +150,10 @@ impl GradMpcConfig {
         if self.screen_rounds > 1 && !(1..=self.presample).contains(&self.screen_top_k) {
             let reason =
                 format!("screen_top_k K_s must be in 1..=P ({}), got {}", self.presample, self.screen_top_k);
+            return Err(config_error(name, reason));
+        }
+        if self.screen_round_samples < 1 {
+            let reason = format!("screen_round_samples S_r must be >= 1, got {}", self.screen_round_samples);
             return Err(config_error(name, reason));
         }
         if self.imagination_samples < 1 {
@@ -226,9 +235,9 @@ impl GradMpc {
         }
     }
 
-    /// The forward-only screen: N rounds of P draws scored by R over S imaginations, the
-    /// Gaussian refitted to the K_s best between rounds (the first round is N(0, σ₀²)); the
-    /// `keep` best draws of the last round, best first.
+    /// The forward-only screen: N rounds of P draws, the Gaussian refitted to the K_s best by
+    /// R over S_r imaginations between rounds (the first round is N(0, σ₀²)); the `keep` best
+    /// draws of the last round by R over S imaginations, best first.
     ///
     /// # Shapes
     /// → `[H, keep, A]`
@@ -241,17 +250,17 @@ impl GradMpc {
         counts: &mut Counts,
     ) -> Tensor {
         let c = &self.config;
-        let mut score = |draws: &Tensor| {
-            counts.rollouts(draws, c.imagination_samples);
-            c.objective.expected_returns(dynamics, state, draws, c.imagination_samples)
+        let mut score = |draws: &Tensor, samples: i64| {
+            counts.rollouts(draws, samples);
+            c.objective.expected_returns(dynamics, state, draws, samples)
         };
         let mut draws = bounds
             .clamp(&(Tensor::randn([c.horizon, c.presample, bounds.dim()], bounds.options()) * c.init_std));
         for _ in 1..c.screen_rounds {
-            let returns = score(&draws);
+            let returns = score(&draws, c.screen_round_samples);
             draws = Elites::select(&draws, &returns, c.screen_top_k).fit().sample(c.presample, bounds);
         }
-        let (_, index) = score(&draws).topk(keep, 0, true, true);
+        let (_, index) = score(&draws, c.imagination_samples).topk(keep, 0, true, true);
         draws.index_select(1, &index)
     }
 }
@@ -491,6 +500,19 @@ mod tests {
         assert!(gaps[0] > 0.0 && gaps[1] < 0.5 * gaps[0] && gaps[2] < 0.5 * gaps[1], "{gaps:?}");
         // Each round scores P draws; the last keeps J of them, which are scored once more.
         assert_eq!(plan_with(3).model_steps, (3 * 400 + 8) * 6);
+        // With S = 2, the refit rounds score one imagination per draw (S_r = 1) and the last
+        // round, the final scoring of the J kept draws, two.
+        let config = GradMpcConfig {
+            horizon: 6,
+            candidates: 8,
+            iterations: 0,
+            presample: 400,
+            screen_rounds: 3,
+            imagination_samples: 2,
+            ..GradMpcConfig::paper()
+        };
+        let plan = config.init().plan(&lq, &start).unwrap();
+        assert_eq!(plan.model_steps, (2 * 400 + 400 * 2 + 8 * 2) * 6);
         // Rounds need a screen to refit.
         let e = GradMpcConfig { screen_rounds: 2, ..GradMpcConfig::paper() }.validate().unwrap_err();
         assert!(e.to_string().contains("screen_rounds"), "{e}");

@@ -111,6 +111,7 @@ fn grad_mpc(p: &Settings, objective: Objective, init_std: f64) -> GradMpcConfig 
             None => 1,
         },
         screen_top_k: (p.top_k as i64).clamp(1, j),
+        screen_round_samples: p.screen_round_samples.unwrap_or(fl.screen_round_samples) as i64,
         imagination_samples: p.imagination_samples.unwrap_or(fl.imagination_samples) as i64,
         selection: match elites {
             0 => Selection::Best,
@@ -164,6 +165,7 @@ mod tests {
         assert_eq!(c.warm_start_copies, fl.warm_start_copies as i64);
         assert_eq!(c.imagination_samples, fl.imagination_samples as i64);
         assert_eq!(c.screen_rounds, fl.screen_rounds);
+        assert_eq!(c.screen_round_samples, fl.screen_round_samples as i64);
         assert_eq!(c.selection, Selection::EliteMean { top_k: fl.elite_mean as i64 });
         c.validate().unwrap();
     }
@@ -183,6 +185,7 @@ mod tests {
             warm_start_noise: Some(0.3),
             ascent_candidates: Some(40),
             screen_rounds: Some(3),
+            screen_round_samples: Some(2),
             top_k: 25,
             imagination_samples: Some(3),
             elite_mean: Some(0),
@@ -204,6 +207,7 @@ mod tests {
             presample: 300,
             screen_rounds: 3,
             screen_top_k: 25,
+            screen_round_samples: 2,
             imagination_samples: 3,
             selection: Selection::Best,
             objective: Objective { discount: 0.9, use_value: false },
