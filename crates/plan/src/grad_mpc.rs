@@ -78,8 +78,8 @@ pub struct GradMpcConfig {
     /// Gaussian, so one noisy rollout each is cheap enough; the last round, which picks the
     /// starts, uses S. Default 1.
     pub screen_round_samples: i64,
-    /// S, imaginations each candidate's R is averaged over, in the screen, the ascent and the
-    /// selection. Default 1 (one rollout, Algorithm 1).
+    /// S, imaginations each candidate's R is averaged over, in the screen's last round (its
+    /// only one when N = 1), the ascent and the selection. Default 1 (one rollout, Algorithm 1).
     pub imagination_samples: i64,
     /// Which optimised candidate is returned. Default [`Selection::Best`].
     pub selection: Selection,
