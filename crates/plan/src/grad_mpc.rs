@@ -18,7 +18,7 @@
 //! - selection by the mean of the K best optimised candidates instead of the single argmax.
 
 use crate::ascent::{Ascent, AscentConfig};
-use crate::cem::Elites;
+use crate::cem::{Elites, Gaussian};
 use crate::{
     check_sizes, config_error, finish, positive, shift_sequence, ActionOptimizer, Bounds, Counts,
     LatentDynamics, Objective, Plan, Planner, Result,
@@ -254,12 +254,13 @@ impl GradMpc {
             counts.rollouts(draws, samples);
             c.objective.expected_returns(dynamics, state, draws, samples)
         };
-        let mut draws = bounds
-            .clamp(&(Tensor::randn([c.horizon, c.presample, bounds.dim()], bounds.options()) * c.init_std));
+        let mut belief = Gaussian::new(c.horizon, bounds.dim(), c.init_std, bounds.options());
         for _ in 1..c.screen_rounds {
+            let draws = belief.sample(c.presample, bounds);
             let returns = score(&draws, c.screen_round_samples);
-            draws = Elites::select(&draws, &returns, c.screen_top_k).fit().sample(c.presample, bounds);
+            belief = Elites::select(&draws, &returns, c.screen_top_k).fit();
         }
+        let draws = belief.sample(c.presample, bounds);
         let (_, index) = score(&draws, c.imagination_samples).topk(keep, 0, true, true);
         draws.index_select(1, &index)
     }
