@@ -174,6 +174,8 @@ pub struct GradMpcDefaults {
     pub imagination_samples: usize,
     /// K of the elite mean, 0: the best candidate.
     pub elite_mean: usize,
+    /// κ of the trust region, in units of the screen's σ; `None`: unbounded.
+    pub trust_region: Option<f64>,
 }
 
 impl GradMpcFlavour {
@@ -198,6 +200,7 @@ impl GradMpcFlavour {
                 screen_round_samples: 1,
                 imagination_samples: 1,
                 elite_mean: 0,
+                trust_region: None,
             },
             // Each value and the measurement behind it: docs/decisions.md (#10).
             GradMpcFlavour::Robust => GradMpcDefaults {
@@ -211,6 +214,7 @@ impl GradMpcFlavour {
                 screen_round_samples: 1,
                 imagination_samples: 3,
                 elite_mean: 4,
+                trust_region: None,
             },
         }
     }
@@ -263,6 +267,10 @@ pub struct PlannerConfig {
     pub imagination_samples: Option<usize>,
     /// Grad-MPC: return the mean of the K best optimised candidates (0: the best one).
     pub elite_mean: Option<usize>,
+    /// Grad-MPC: κ, the trust region. Each ascent step is projected back to within κ·σ of the
+    /// candidate's start, σ the per-coordinate std of the Gaussian the starts were drawn
+    /// from (the screen's last refit, else σ₀). `inf`: unbounded.
+    pub trust_region: Option<f64>,
     /// λ, MPPI temperature, in units of predicted return, 1. Scale-dependent: lower it for
     /// tasks whose returns over the horizon are small.
     pub mppi_temperature: f64,
@@ -308,6 +316,7 @@ impl Default for PlannerConfig {
             screen_round_samples: None,
             imagination_samples: None,
             elite_mean: None,
+            trust_region: None,
             mppi_temperature: 1.0,
             mppi_noise_std: 1.0,
             mppi_refit_std: true,
@@ -396,6 +405,9 @@ impl PlannerConfig {
         if self.imagination_samples == Some(0) {
             return Err(invalid("planner.imagination_samples", "must be at least 1"));
         }
+        if self.trust_region.is_some_and(|k| k.is_nan() || k <= 0.0) {
+            return Err(invalid("planner.trust_region", "must be positive (`inf`: unbounded)"));
+        }
         if self.hybrid_horizon == 0 {
             return Err(invalid("planner.hybrid_horizon", "must be at least 1"));
         }
@@ -479,7 +491,8 @@ impl PlannerConfig {
             warm_start_noise,
             ascent_candidates,
             imagination_samples,
-            elite_mean
+            elite_mean,
+            trust_region
         );
     }
 
@@ -971,6 +984,15 @@ mod tests {
         let err = run.overridden(None, &["planner.horizon=0".into()]).unwrap_err().to_string();
         assert!(err.contains("planner.horizon"), "{err}");
         assert!(run.overridden(None, &["planner.horizon".into()]).is_err());
+        // κ: positive, `inf` for unbounded; zero would freeze the ascent.
+        let err = run.overridden(None, &["planner.trust_region=0".into()]).unwrap_err().to_string();
+        assert!(err.contains("planner.trust_region") && err.contains("inf"), "{err}");
+        let ok = run.overridden(None, &["planner.trust_region=inf".into()]).unwrap();
+        assert_eq!(ok.trust_region, Some(f64::INFINITY));
+        assert_eq!(
+            run.overridden(None, &["planner.trust_region=0.5".into()]).unwrap().trust_region,
+            Some(0.5)
+        );
     }
 
     #[test]

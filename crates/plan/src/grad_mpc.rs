@@ -15,7 +15,11 @@
 //!   CEM so that the starts of a many-dimensional action space are good ones;
 //! - R as the mean over S imaginations ([`Objective::expected_returns`]), so the ascent and
 //!   the selection see the expected return rather than one noisy draw;
-//! - selection by the mean of the K best optimised candidates instead of the single argmax.
+//! - selection by the mean of the K best optimised candidates instead of the single argmax;
+//! - a trust region: each candidate's ascent stays within κ·σ of where it started, σ the
+//!   per-coordinate spread of the Gaussian the starts were drawn from, so that the gradient
+//!   polishes a start inside the region the screen (and so the model's data) supports rather
+//!   than carrying it to actions the model over-rates.
 
 use crate::ascent::{Ascent, AscentConfig};
 use crate::cem::{Elites, Gaussian};
@@ -83,6 +87,11 @@ pub struct GradMpcConfig {
     pub imagination_samples: i64,
     /// Which optimised candidate is returned. Default [`Selection::Best`].
     pub selection: Selection,
+    /// κ, the trust region: after every ascent step each action is projected back to within
+    /// κ·σ of its starting value, σ `[H, 1, A]` the standard deviation of the Gaussian the
+    /// starts were drawn from (the screen's last refit; σ₀ without one). Default `None`
+    /// (unbounded, Algorithm 1).
+    pub trust_region: Option<f64>,
     /// γ and the terminal value of eq. 3. Default: undiscounted rewards.
     pub objective: Objective,
 }
@@ -113,6 +122,7 @@ impl GradMpcConfig {
             screen_round_samples: 1,
             imagination_samples: 1,
             selection: Selection::Best,
+            trust_region: None,
             objective: Objective::default(),
         }
     }
@@ -129,6 +139,9 @@ impl GradMpcConfig {
         positive(name, "warm_start_noise σ_w", self.warm_start_noise, true)?;
         if let Some(c) = self.grad_clip_per_step {
             positive(name, "grad_clip_per_step", c, false)?;
+        }
+        if let Some(k) = self.trust_region {
+            positive(name, "trust_region κ", k, false)?;
         }
         if self.warm_start_copies < 0 || self.warm_start_copies >= self.candidates {
             let reason = format!("warm_start_copies must be in 0..J-1, got {}", self.warm_start_copies);
@@ -211,36 +224,32 @@ impl GradMpc {
     /// The initial candidates: the warm starts (if any) first, then N(0, σ₀²) draws clamped
     /// to the box — with a screen (P > 0), the best of P such draws by R; with N > 1 screen
     /// rounds, the best of the last round's P draws from the refitted Gaussian.
-    ///
-    /// # Shapes
-    /// → `[H, J, A]`
     fn initial<D: LatentDynamics>(
         &self,
         dynamics: &D,
         state: &D::State,
         bounds: &Bounds,
         counts: &mut Counts,
-    ) -> Tensor {
+    ) -> Starts {
         let c = &self.config;
         let warm = self.warm_starts(bounds);
         let fresh = c.candidates - warm.as_ref().map_or(0, |w| w.size()[1]);
-        let random = if c.presample > 0 {
+        let Starts { actions, spread } = if c.presample > 0 {
             self.screen(dynamics, state, bounds, fresh, counts)
         } else {
-            bounds.clamp(&(Tensor::randn([c.horizon, fresh, bounds.dim()], bounds.options()) * c.init_std))
+            let belief = Gaussian::new(c.horizon, bounds.dim(), c.init_std, bounds.options());
+            Starts { actions: belief.sample(fresh, bounds), spread: belief.std }
         };
-        match warm {
-            Some(w) => Tensor::cat(&[w, random], 1),
-            None => random,
-        }
+        let actions = match warm {
+            Some(w) => Tensor::cat(&[w, actions], 1),
+            None => actions,
+        };
+        Starts { actions, spread }
     }
 
     /// The forward-only screen: N rounds of P draws, the Gaussian refitted to the K_s best by
     /// R over S_r imaginations between rounds (the first round is N(0, σ₀²)); the `keep` best
     /// draws of the last round by R over S imaginations, best first.
-    ///
-    /// # Shapes
-    /// → `[H, keep, A]`
     fn screen<D: LatentDynamics>(
         &self,
         dynamics: &D,
@@ -248,7 +257,7 @@ impl GradMpc {
         bounds: &Bounds,
         keep: i64,
         counts: &mut Counts,
-    ) -> Tensor {
+    ) -> Starts {
         let c = &self.config;
         let mut score = |draws: &Tensor, samples: i64| {
             counts.rollouts(draws, samples);
@@ -262,7 +271,27 @@ impl GradMpc {
         }
         let draws = belief.sample(c.presample, bounds);
         let (_, index) = score(&draws, c.imagination_samples).topk(keep, 0, true, true);
-        draws.index_select(1, &index)
+        Starts { actions: draws.index_select(1, &index), spread: belief.std }
+    }
+}
+
+/// The candidates an ascent starts from, and the spread of the Gaussian they were drawn from.
+struct Starts {
+    /// `[H, J, A]`
+    actions: Tensor,
+    /// σ, `[H, 1, A]`
+    spread: Tensor,
+}
+
+impl Starts {
+    /// The trust region's projection: every action of `actions` moved to within κ·σ of its
+    /// start. The starts lie in the action box, so the result does too.
+    ///
+    /// # Shapes
+    /// `actions: [H, J, A]` → `[H, J, A]`
+    fn project(&self, actions: &Tensor, kappa: f64) -> Tensor {
+        let radius = &self.spread * kappa; // [H, 1, A]
+        actions.clamp_tensor(Some(&self.actions - &radius), Some(&self.actions + radius))
     }
 }
 
@@ -273,10 +302,14 @@ impl<D: LatentDynamics> Planner<D> for GradMpc {
         let c = &self.config;
         c.objective.check(dynamics, state)?;
         let mut counts = Counts::default();
-        let mut actions = tch::no_grad(|| self.initial(dynamics, state, &bounds, &mut counts));
+        let starts = tch::no_grad(|| self.initial(dynamics, state, &bounds, &mut counts));
+        let mut actions = starts.actions.shallow_clone();
         let mut ascent = Ascent::new(c.ascent());
         for _ in 0..c.iterations {
             actions = ascent.step(dynamics, state, &actions, &bounds, &mut counts);
+            if let Some(kappa) = c.trust_region {
+                actions = tch::no_grad(|| starts.project(&actions, kappa));
+            }
             counts.iterations += 1;
         }
         // Lines 10–11: score the final iterate (the last step's returns predate it).
@@ -411,7 +444,7 @@ mod tests {
         tch::manual_seed(0);
         planner.plan(&lq, &start).unwrap();
         let bounds = Bounds::of(&lq).unwrap();
-        let seeds = planner.initial(&lq, &start, &bounds, &mut Counts::default()); // [H, J, A]
+        let seeds = planner.initial(&lq, &start, &bounds, &mut Counts::default()).actions; // [H, J, A]
         let shifted = shift_sequence(planner.previous.as_ref().unwrap()).unsqueeze(1);
         let distance = (&seeds - &shifted).abs().amax([0, 2], false); // [J]
         let d = Vec::<f32>::try_from(distance).unwrap();
@@ -419,6 +452,54 @@ mod tests {
         // σ_w = 0.1: six-sigma over 12 values stays under 0.6; fresh N(0, 1) samples do not.
         assert!(d[1..6].iter().all(|&x| x > 0.0 && x < 0.6), "{d:?}");
         assert!(d[6..].iter().all(|&x| x > 0.3), "{d:?}");
+    }
+
+    #[test]
+    fn the_trust_region_keeps_each_action_within_kappa_sigma_of_its_start() {
+        let _rng = crate::tests::rng_lock();
+        let lq = LinearQuadratic::example(Kind::Double);
+        let x0 = LinearQuadratic::EXAMPLE_START;
+        // One candidate, so the plan is the ascended start; σ₀ 0.5, κ 0.2: radius 0.1.
+        let config = GradMpcConfig {
+            horizon: 6,
+            candidates: 1,
+            iterations: 30,
+            init_std: 0.5,
+            trust_region: Some(0.2),
+            ..Default::default()
+        };
+        let as_vec = |t: &Tensor| Vec::<f64>::try_from(t.flatten(0, -1)).unwrap();
+        tch::manual_seed(4);
+        let start =
+            as_vec(&(Tensor::randn([6, 1, 2], (Kind::Double, tch::Device::Cpu)) * 0.5).clamp(-1.0, 1.0));
+        let plan_with = |config: &GradMpcConfig| {
+            tch::manual_seed(4);
+            config.init().plan(&lq, &lq.start(&x0)).unwrap()
+        };
+        let bounded = as_vec(&plan_with(&config).sequence);
+        let free = as_vec(&plan_with(&GradMpcConfig { trust_region: None, ..config.clone() }).sequence);
+        let moved = |plan: &[f64]| plan.iter().zip(&start).map(|(a, s)| (a - s).abs()).fold(0.0, f64::max);
+        // The region binds: the unbounded ascent goes further, the bounded one stops at 0.1 …
+        assert!(moved(&free) > 0.3, "{free:?}");
+        assert!((moved(&bounded) - 0.1).abs() < 1e-12, "{bounded:?} from {start:?}");
+        // … having still climbed from its start.
+        let r = |a: &[f64]| lq.simulate_return(&x0, a, Objective::default());
+        assert!(r(&bounded) > r(&start), "{} vs {}", r(&bounded), r(&start));
+        assert!(r(&free) > r(&bounded));
+    }
+
+    #[test]
+    fn the_projection_uses_each_coordinates_spread() {
+        let starts = Starts {
+            actions: Tensor::from_slice(&[0.0f64, 0.5, 0.0, 0.5]).view([2, 1, 2]),
+            spread: Tensor::from_slice(&[0.1f64, 0.2, 0.3, 0.0]).view([2, 1, 2]),
+        };
+        let actions = Tensor::from_slice(&[1.0f64, -1.0, 0.1, 0.9]).view([2, 1, 2]);
+        let projected = Vec::<f64>::try_from(starts.project(&actions, 2.0).flatten(0, -1)).unwrap();
+        let want = [0.2, 0.1, 0.1, 0.5];
+        for (p, w) in projected.iter().zip(want) {
+            assert!((p - w).abs() < 1e-12, "{projected:?}");
+        }
     }
 
     /// The robust settings, sized for the LQ example.

@@ -117,6 +117,8 @@ fn grad_mpc(p: &Settings, objective: Objective, init_std: f64) -> GradMpcConfig 
             0 => Selection::Best,
             k => Selection::EliteMean { top_k: k.min(candidates) },
         },
+        // κ = ∞ is how a configuration turns off a flavour's trust region.
+        trust_region: p.trust_region.or(fl.trust_region).filter(|k| k.is_finite()),
         objective,
     }
 }
@@ -167,6 +169,7 @@ mod tests {
         assert_eq!(c.screen_rounds, fl.screen_rounds);
         assert_eq!(c.screen_round_samples, fl.screen_round_samples as i64);
         assert_eq!(c.selection, Selection::EliteMean { top_k: fl.elite_mean as i64 });
+        assert_eq!(c.trust_region, fl.trust_region);
         c.validate().unwrap();
     }
 
@@ -189,6 +192,7 @@ mod tests {
             top_k: 25,
             imagination_samples: Some(3),
             elite_mean: Some(0),
+            trust_region: Some(1.5),
             discount: 0.9,
             ..settings(PlannerKind::GradMpc)
         };
@@ -210,9 +214,15 @@ mod tests {
             screen_round_samples: 2,
             imagination_samples: 3,
             selection: Selection::Best,
+            trust_region: Some(1.5),
             objective: Objective { discount: 0.9, use_value: false },
         };
         assert_eq!(c, want);
+        // κ = inf (TOML `inf`) turns the region off.
+        assert_eq!(
+            grad_mpc_of(&Settings { trust_region: Some(f64::INFINITY), ..p.clone() }).trust_region,
+            None
+        );
         // J_a ≥ J means no screen: every candidate is refined.
         let c = grad_mpc_of(&Settings { ascent_candidates: Some(300), ..p.clone() });
         assert_eq!((c.candidates, c.presample), (300, 0));

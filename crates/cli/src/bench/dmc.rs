@@ -316,7 +316,9 @@ fn run_child(argv: &[String], log: &Path) -> Result<()> {
         .append(true)
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let status = Command::new(&argv[0])
+    let mut command = Command::new(&argv[0]);
+    dies_with_its_parent(&mut command);
+    let status = command
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
@@ -329,6 +331,29 @@ fn run_child(argv: &[String], log: &Path) -> Result<()> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let last = text.lines().rev().find(|l| l.starts_with("error")).unwrap_or("see the log");
     bail!("{status}: {last}")
+}
+
+/// Makes the child receive SIGTERM when the thread that started it ends, so that a killed
+/// harness does not leave its jobs training on (Ctrl-C reaches them anyway: a terminal signals
+/// the whole process group; `kill <harness pid>` does not). A job killed this way resumes from
+/// its last checkpoint on the next run, and its lock dies with it.
+fn dies_with_its_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls only the
+    // async-signal-safe prctl, getppid and _exit.
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then nobody would signal us.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// One job, in this process: train (or resume) to the budget, evaluate with every planner,
@@ -507,4 +532,24 @@ fn today() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown date".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_job_dies_when_the_thread_that_started_it_ends() {
+        // The thread that spawns the child ends at once; the child would sleep 60 s.
+        let mut child = std::thread::spawn(|| {
+            let mut command = Command::new("sleep");
+            dies_with_its_parent(&mut command);
+            command.arg("60").spawn().unwrap()
+        })
+        .join()
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}");
+    }
 }
