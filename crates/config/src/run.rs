@@ -271,6 +271,8 @@ pub struct PlannerConfig {
     /// candidate's start, σ the per-coordinate std of the Gaussian the starts were drawn
     /// from (the screen's last refit, else σ₀). `inf`: unbounded.
     pub trust_region: Option<f64>,
+    /// Grad-MPC: β, select by `mean − β·std` of R over the S imaginations.
+    pub selection_lcb: Option<f64>,
     /// λ, MPPI temperature, in units of predicted return, 1. Scale-dependent: lower it for
     /// tasks whose returns over the horizon are small.
     pub mppi_temperature: f64,
@@ -317,6 +319,7 @@ impl Default for PlannerConfig {
             imagination_samples: None,
             elite_mean: None,
             trust_region: None,
+            selection_lcb: None,
             mppi_temperature: 1.0,
             mppi_noise_std: 1.0,
             mppi_refit_std: true,
@@ -408,6 +411,9 @@ impl PlannerConfig {
         if self.trust_region.is_some_and(|k| k.is_nan() || k <= 0.0) {
             return Err(invalid("planner.trust_region", "must be positive (`inf`: unbounded)"));
         }
+        if self.selection_lcb.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
+            return Err(invalid("planner.selection_lcb", "must be a non-negative number (0: the mean)"));
+        }
         if self.hybrid_horizon == 0 {
             return Err(invalid("planner.hybrid_horizon", "must be at least 1"));
         }
@@ -492,7 +498,8 @@ impl PlannerConfig {
             ascent_candidates,
             imagination_samples,
             elite_mean,
-            trust_region
+            trust_region,
+            selection_lcb
         );
     }
 

@@ -19,7 +19,8 @@
 //! - a trust region: each candidate's ascent stays within κ·σ of where it started, σ the
 //!   per-coordinate spread of the Gaussian the starts were drawn from, so that the gradient
 //!   polishes a start inside the region the screen (and so the model's data) supports rather
-//!   than carrying it to actions the model over-rates.
+//!   than carrying it to actions the model over-rates;
+//! - selection by a lower confidence bound `mean − β·std` over the S imaginations.
 
 use crate::ascent::{Ascent, AscentConfig};
 use crate::cem::{Elites, Gaussian};
@@ -89,9 +90,12 @@ pub struct GradMpcConfig {
     pub selection: Selection,
     /// κ, the trust region: after every ascent step each action is projected back to within
     /// κ·σ of its starting value, σ `[H, 1, A]` the standard deviation of the Gaussian the
-    /// starts were drawn from (the screen's last refit; σ₀ without one). Default `None`
-    /// (unbounded, Algorithm 1).
+    /// random starts were drawn from (the screen's last refit with N > 1 rounds, else σ₀;
+    /// warm starts get the same σ). Default `None` (unbounded, Algorithm 1).
     pub trust_region: Option<f64>,
+    /// β: rank the optimised candidates for the selection by the lower confidence bound
+    /// `mean − β·std` of R over the S imaginations instead of the mean. Default `None`.
+    pub selection_lcb: Option<f64>,
     /// γ and the terminal value of eq. 3. Default: undiscounted rewards.
     pub objective: Objective,
 }
@@ -123,6 +127,7 @@ impl GradMpcConfig {
             imagination_samples: 1,
             selection: Selection::Best,
             trust_region: None,
+            selection_lcb: None,
             objective: Objective::default(),
         }
     }
@@ -142,6 +147,9 @@ impl GradMpcConfig {
         }
         if let Some(k) = self.trust_region {
             positive(name, "trust_region κ", k, false)?;
+        }
+        if let Some(b) = self.selection_lcb {
+            positive(name, "selection_lcb β", b, true)?;
         }
         if self.warm_start_copies < 0 || self.warm_start_copies >= self.candidates {
             let reason = format!("warm_start_copies must be in 0..J-1, got {}", self.warm_start_copies);
@@ -314,13 +322,18 @@ impl<D: LatentDynamics> Planner<D> for GradMpc {
         }
         // Lines 10–11: score the final iterate (the last step's returns predate it).
         let (sequence, ret) = tch::no_grad(|| {
-            let returns = c.objective.expected_returns(dynamics, state, &actions, c.imagination_samples);
+            let sampled = c.objective.sampled_returns(dynamics, state, &actions, c.imagination_samples);
             counts.rollouts(&actions, c.imagination_samples);
+            let mean = sampled.mean_dim(0, false, None);
+            let returns = match c.selection_lcb {
+                Some(beta) if c.imagination_samples > 1 => &mean - sampled.std_dim(0, true, false) * beta,
+                _ => mean.shallow_clone(),
+            };
             match c.selection {
                 Selection::Best => {
                     let best = returns.argmax(0, false).int64_value(&[]);
                     // A copy, so the kept plan does not pin all J candidates.
-                    (actions.select(1, best).copy(), returns.get(best))
+                    (actions.select(1, best).copy(), mean.get(best))
                 }
                 Selection::EliteMean { top_k } => {
                     let elites = Elites::select(&actions, &returns, top_k);
@@ -500,6 +513,60 @@ mod tests {
         for (p, w) in projected.iter().zip(want) {
             assert!((p - w).abs() < 1e-12, "{projected:?}");
         }
+    }
+
+    /// A bandit whose reward is `a + 2|a|·ε` per step (ε ~ N(0, 1)) on one action in
+    /// [−1, 1]: the mean prefers a = 1, the lower confidence bound small |a|.
+    struct Risky;
+
+    impl LatentDynamics for Risky {
+        /// The last step's reward, `[n]`.
+        type State = Tensor;
+        fn action_dim(&self) -> i64 {
+            1
+        }
+        fn action_low(&self) -> Tensor {
+            Tensor::from_slice(&[-1.0f64])
+        }
+        fn action_high(&self) -> Tensor {
+            Tensor::from_slice(&[1.0f64])
+        }
+        fn expand(&self, state: &Tensor, n: i64) -> Tensor {
+            state.expand([n], false)
+        }
+        fn step(&self, _state: &Tensor, action: &Tensor) -> Tensor {
+            let a = action.squeeze_dim(1);
+            &a + a.abs() * a.randn_like() * 2.0
+        }
+        fn reward(&self, state: &Tensor) -> Tensor {
+            state.shallow_clone()
+        }
+    }
+
+    #[test]
+    fn lcb_selection_prefers_what_the_imaginations_agree_on() {
+        let _rng = crate::tests::rng_lock();
+        let start = Tensor::zeros([1], (Kind::Double, tch::Device::Cpu));
+        // One step, so a candidate is one action a: mean R = a, std 2|a|, and the lower
+        // bound at β 2 is a − 4|a|, best at a = 0 (the mean is best at a = 1). S 64 keeps the
+        // estimates close enough that no lucky draw of a large a beats it.
+        let config = GradMpcConfig {
+            horizon: 1,
+            candidates: 300,
+            iterations: 0,
+            imagination_samples: 64,
+            ..Default::default()
+        };
+        let chosen = |beta: Option<f64>| {
+            tch::manual_seed(11);
+            let plan =
+                GradMpcConfig { selection_lcb: beta, ..config.clone() }.init().plan(&Risky, &start).unwrap();
+            Vec::<f64>::try_from(plan.sequence.flatten(0, -1)).unwrap()
+        };
+        let (by_mean, by_lcb) = (chosen(None), chosen(Some(2.0)));
+        assert!(by_mean[0] > 0.8, "{by_mean:?}");
+        assert!(by_lcb[0].abs() < 0.2, "{by_lcb:?}");
+        assert_eq!(chosen(Some(0.0)), by_mean);
     }
 
     /// The robust settings, sized for the LQ example.

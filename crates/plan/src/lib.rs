@@ -179,10 +179,24 @@ impl Objective {
         if samples <= 1 {
             return self.returns(dynamics, state, actions);
         }
+        self.sampled_returns(dynamics, state, actions, samples).mean_dim(0, false, None)
+    }
+
+    /// R of every candidate in each of `samples` (S) independent imaginations.
+    ///
+    /// # Shapes
+    /// `state: [1, ...]`, `actions: [H, J, A]` → `[S, J]`
+    pub fn sampled_returns<D: LatentDynamics>(
+        &self,
+        dynamics: &D,
+        state: &D::State,
+        actions: &Tensor,
+        samples: i64,
+    ) -> Tensor {
         let j = actions.size()[1];
         // [H, S·J, A]: copy s of candidate j sits at s·J + j.
-        let repeated = actions.repeat([1, samples, 1]);
-        self.returns(dynamics, state, &repeated).view([samples, j]).mean_dim(0, false, None)
+        let repeated = actions.repeat([1, samples.max(1), 1]);
+        self.returns(dynamics, state, &repeated).view([samples.max(1), j])
     }
 
     /// Fails early, on the `[1, ...]` start state, when a value is asked of a model without one.

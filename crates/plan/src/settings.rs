@@ -119,6 +119,7 @@ fn grad_mpc(p: &Settings, objective: Objective, init_std: f64) -> GradMpcConfig 
         },
         // κ = ∞ is how a configuration turns off a flavour's trust region.
         trust_region: p.trust_region.or(fl.trust_region).filter(|k| k.is_finite()),
+        selection_lcb: p.selection_lcb,
         objective,
     }
 }
@@ -193,6 +194,7 @@ mod tests {
             imagination_samples: Some(3),
             elite_mean: Some(0),
             trust_region: Some(1.5),
+            selection_lcb: Some(0.5),
             discount: 0.9,
             ..settings(PlannerKind::GradMpc)
         };
@@ -215,6 +217,7 @@ mod tests {
             imagination_samples: 3,
             selection: Selection::Best,
             trust_region: Some(1.5),
+            selection_lcb: Some(0.5),
             objective: Objective { discount: 0.9, use_value: false },
         };
         assert_eq!(c, want);
