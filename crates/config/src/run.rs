@@ -1000,6 +1000,14 @@ mod tests {
             run.overridden(None, &["planner.trust_region=0.5".into()]).unwrap().trust_region,
             Some(0.5)
         );
+        // β: non-negative and finite.
+        for bad in ["-1", "nan", "inf"] {
+            let err =
+                run.overridden(None, &[format!("planner.selection_lcb={bad}")]).unwrap_err().to_string();
+            assert!(err.contains("planner.selection_lcb"), "{bad}: {err}");
+        }
+        let ok = run.overridden(None, &["planner.selection_lcb=1.5".into()]).unwrap();
+        assert_eq!(ok.selection_lcb, Some(1.5));
     }
 
     #[test]

@@ -339,9 +339,9 @@ fn run_child(argv: &[String], log: &Path) -> Result<()> {
 /// its last checkpoint on the next run, and its lock dies with it.
 fn dies_with_its_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec and calls only the
     // async-signal-safe prctl, getppid and _exit.
-    let parent = std::process::id() as libc::pid_t;
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
