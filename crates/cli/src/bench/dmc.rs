@@ -316,9 +316,8 @@ fn run_child(argv: &[String], log: &Path) -> Result<()> {
         .append(true)
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let mut command = Command::new(&argv[0]);
-    dies_with_its_parent(&mut command);
-    let status = command
+    let status = Command::new(&argv[0])
+        .env(HARNESS_PID, std::process::id().to_string())
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
@@ -333,32 +332,40 @@ fn run_child(argv: &[String], log: &Path) -> Result<()> {
     bail!("{status}: {last}")
 }
 
-/// Makes the child receive SIGTERM when the thread that started it ends, so that a killed
-/// harness does not leave its jobs training on (Ctrl-C reaches them anyway: a terminal signals
-/// the whole process group; `kill <harness pid>` does not). A job killed this way resumes from
-/// its last checkpoint on the next run, and its lock dies with it.
-fn dies_with_its_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and calls only the
-    // async-signal-safe prctl, getppid and _exit.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before the prctl: then nobody would signal us.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+/// The environment variable through which the harness tells a job child its pid.
+const HARNESS_PID: &str = "GRADPLAN_HARNESS_PID";
+
+/// In a job child of the harness (`HARNESS_PID` set): asks the kernel for SIGTERM when the
+/// harness thread that started this process ends, so that a killed harness does not leave
+/// its jobs training on (Ctrl-C reaches them anyway: a terminal signals the whole process
+/// group; `kill <harness pid>` does not). A job killed this way resumes from its last
+/// checkpoint on the next run, and its lock dies with it.
+///
+/// Done here, after exec, rather than in a `pre_exec` hook: a hook makes std fork instead of
+/// posix_spawn, and fork runs the embedded interpreter's atfork handlers (OpenBLAS's, which
+/// dm_control's scipy loads), which deadlocked two jobs forked at once.
+fn dies_with_the_harness() -> Result<()> {
+    let Some(pid) = std::env::var_os(HARNESS_PID) else { return Ok(()) };
+    let harness: libc::pid_t = pid
+        .to_str()
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("{HARNESS_PID} is not a process id: {pid:?}"))?;
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("asking for SIGTERM when the harness ends");
     }
+    // The harness may have ended before the prctl: then no signal would come.
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != harness {
+        bail!("the harness that started this job (pid {harness}) has already ended");
+    }
+    Ok(())
 }
 
 /// One job, in this process: train (or resume) to the budget, evaluate with every planner,
 /// write the run's report, mark the job done.
 fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Result<()> {
+    dies_with_the_harness()?;
     let run_dir = out.join(&job.run_dir);
     if results::is_complete(&run_dir, job)? {
         println!("{} is complete", job.id);
@@ -539,17 +546,50 @@ mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
 
+    /// What the helper job prints once it has asked for the signal.
+    const READY: &str = "helper job: ready";
+
+    /// Run by the test below in a child process: a stand-in job that would sleep 60 s.
+    #[test]
+    #[ignore = "a helper process of a_job_dies_when_the_thread_that_started_it_ends"]
+    fn helper_job_that_would_outlive_the_harness() {
+        if std::env::var_os(HARNESS_PID).is_some() {
+            dies_with_the_harness().unwrap();
+            println!("{READY}");
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
+
     #[test]
     fn a_job_dies_when_the_thread_that_started_it_ends() {
-        // The thread that spawns the child ends at once; the child would sleep 60 s.
+        // This test binary again, running the helper above as the job. The thread that
+        // starts it (as the harness's worker threads do) ends once the job is set up.
         let mut child = std::thread::spawn(|| {
-            let mut command = Command::new("sleep");
-            dies_with_its_parent(&mut command);
-            command.arg("60").spawn().unwrap()
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "bench::dmc::tests::helper_job_that_would_outlive_the_harness"])
+                .args(["--ignored", "--nocapture", "--test-threads", "1"])
+                .env(HARNESS_PID, std::process::id().to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            use std::io::BufRead;
+            let ready = stdout.lines().map_while(|l| l.ok()).any(|l| l.contains(READY));
+            assert!(ready, "the helper job never got ready");
+            child
         })
         .join()
         .unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}");
+    }
+
+    #[test]
+    fn a_job_whose_harness_is_gone_refuses_to_start() {
+        // Our parent is not pid 1 (cargo or nextest started us), so pid 1 is not our harness.
+        std::env::set_var(HARNESS_PID, "1");
+        let err = dies_with_the_harness().unwrap_err().to_string();
+        std::env::remove_var(HARNESS_PID);
+        assert!(err.contains("already ended"), "{err}");
     }
 }
