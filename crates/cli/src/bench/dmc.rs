@@ -345,7 +345,14 @@ const HARNESS_PID: &str = "GRADPLAN_HARNESS_PID";
 /// posix_spawn, and fork runs the embedded interpreter's atfork handlers (OpenBLAS's, which
 /// dm_control's scipy loads), which deadlocked two jobs forked at once.
 fn dies_with_the_harness() -> Result<()> {
-    let Some(pid) = std::env::var_os(HARNESS_PID) else { return Ok(()) };
+    match std::env::var_os(HARNESS_PID) {
+        Some(pid) => dies_with(&pid),
+        None => Ok(()),
+    }
+}
+
+/// [`dies_with_the_harness`] for the harness whose pid `pid` spells.
+fn dies_with(pid: &std::ffi::OsStr) -> Result<()> {
     let harness: libc::pid_t = pid
         .to_str()
         .and_then(|p| p.parse().ok())
@@ -587,9 +594,9 @@ mod tests {
     #[test]
     fn a_job_whose_harness_is_gone_refuses_to_start() {
         // Our parent is not pid 1 (cargo or nextest started us), so pid 1 is not our harness.
-        std::env::set_var(HARNESS_PID, "1");
-        let err = dies_with_the_harness().unwrap_err().to_string();
-        std::env::remove_var(HARNESS_PID);
+        let err = dies_with("1".as_ref()).unwrap_err().to_string();
         assert!(err.contains("already ended"), "{err}");
+        let err = dies_with("harness".as_ref()).unwrap_err().to_string();
+        assert!(err.contains("not a process id"), "{err}");
     }
 }
