@@ -174,8 +174,6 @@ pub struct GradMpcDefaults {
     pub imagination_samples: usize,
     /// K of the elite mean, 0: the best candidate.
     pub elite_mean: usize,
-    /// κ of the trust region, in units of the screen's σ; `None`: unbounded.
-    pub trust_region: Option<f64>,
 }
 
 impl GradMpcFlavour {
@@ -200,7 +198,6 @@ impl GradMpcFlavour {
                 screen_round_samples: 1,
                 imagination_samples: 1,
                 elite_mean: 0,
-                trust_region: None,
             },
             // Each value and the measurement behind it: docs/decisions.md (#10).
             GradMpcFlavour::Robust => GradMpcDefaults {
@@ -214,7 +211,6 @@ impl GradMpcFlavour {
                 screen_round_samples: 1,
                 imagination_samples: 3,
                 elite_mean: 4,
-                trust_region: None,
             },
         }
     }

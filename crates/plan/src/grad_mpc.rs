@@ -94,7 +94,8 @@ pub struct GradMpcConfig {
     /// warm starts get the same σ). Default `None` (unbounded, Algorithm 1).
     pub trust_region: Option<f64>,
     /// β: rank the optimised candidates for the selection by the lower confidence bound
-    /// `mean − β·std` of R over the S imaginations instead of the mean. Default `None`.
+    /// `mean − β·std` of R over the S imaginations instead of the mean; needs S ≥ 2.
+    /// Default `None`.
     pub selection_lcb: Option<f64>,
     /// γ and the terminal value of eq. 3. Default: undiscounted rewards.
     pub objective: Objective,
@@ -150,6 +151,13 @@ impl GradMpcConfig {
         }
         if let Some(b) = self.selection_lcb {
             positive(name, "selection_lcb β", b, true)?;
+            if self.imagination_samples < 2 {
+                let reason = format!(
+                    "selection_lcb needs a spread over imaginations: imagination_samples S >= 2, got {}",
+                    self.imagination_samples
+                );
+                return Err(config_error(name, reason));
+            }
         }
         if self.warm_start_copies < 0 || self.warm_start_copies >= self.candidates {
             let reason = format!("warm_start_copies must be in 0..J-1, got {}", self.warm_start_copies);
@@ -326,8 +334,8 @@ impl<D: LatentDynamics> Planner<D> for GradMpc {
             counts.rollouts(&actions, c.imagination_samples);
             let mean = sampled.mean_dim(0, false, None);
             let returns = match c.selection_lcb {
-                Some(beta) if c.imagination_samples > 1 => &mean - sampled.std_dim(0, true, false) * beta,
-                _ => mean.shallow_clone(),
+                Some(beta) => &mean - sampled.std_dim(0, true, false) * beta,
+                None => mean.shallow_clone(),
             };
             match c.selection {
                 Selection::Best => {
@@ -567,6 +575,9 @@ mod tests {
         assert!(by_mean[0] > 0.8, "{by_mean:?}");
         assert!(by_lcb[0].abs() < 0.2, "{by_lcb:?}");
         assert_eq!(chosen(Some(0.0)), by_mean);
+        // One imagination has no spread: an error, not a silent fallback to the mean.
+        let e = GradMpcConfig { selection_lcb: Some(1.0), ..Default::default() }.validate().unwrap_err();
+        assert!(e.to_string().contains("selection_lcb"), "{e}");
     }
 
     /// The robust settings, sized for the LQ example.

@@ -193,10 +193,13 @@ impl Objective {
         actions: &Tensor,
         samples: i64,
     ) -> Tensor {
+        if samples <= 1 {
+            return self.returns(dynamics, state, actions).unsqueeze(0);
+        }
         let j = actions.size()[1];
         // [H, S·J, A]: copy s of candidate j sits at s·J + j.
-        let repeated = actions.repeat([1, samples.max(1), 1]);
-        self.returns(dynamics, state, &repeated).view([samples.max(1), j])
+        let repeated = actions.repeat([1, samples, 1]);
+        self.returns(dynamics, state, &repeated).view([samples, j])
     }
 
     /// Fails early, on the `[1, ...]` start state, when a value is asked of a model without one.

@@ -117,8 +117,8 @@ fn grad_mpc(p: &Settings, objective: Objective, init_std: f64) -> GradMpcConfig 
             0 => Selection::Best,
             k => Selection::EliteMean { top_k: k.min(candidates) },
         },
-        // κ = ∞ is how a configuration turns off a flavour's trust region.
-        trust_region: p.trust_region.or(fl.trust_region).filter(|k| k.is_finite()),
+        // κ = ∞ (TOML `inf`) spells out the unbounded ascent.
+        trust_region: p.trust_region.filter(|k| k.is_finite()),
         selection_lcb: p.selection_lcb,
         objective,
     }
@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(c.screen_rounds, fl.screen_rounds);
         assert_eq!(c.screen_round_samples, fl.screen_round_samples as i64);
         assert_eq!(c.selection, Selection::EliteMean { top_k: fl.elite_mean as i64 });
-        assert_eq!(c.trust_region, fl.trust_region);
+        assert_eq!(c.trust_region, None);
         c.validate().unwrap();
     }
 
