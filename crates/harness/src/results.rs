@@ -125,6 +125,92 @@ impl Summary {
     }
 }
 
+/// One planner against a reference planner on the same world models and the same test
+/// episodes (the harness evaluates every planner of a model at one evaluation seed, so episode
+/// k of model s starts from the same state for all of them).
+///
+/// Δ_{s,k} = R_{s,k}(planner) − R_{s,k}(reference). The model, not the episode, is the unit
+/// of the interval: episodes of one model share its errors, so the 95% interval is Student's
+/// t over the per-model mean differences d_s = mean_k Δ_{s,k} (none with one model).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    /// Models with both evaluations on the same episodes.
+    pub models: usize,
+    /// Episodes paired, over those models.
+    pub episodes: usize,
+    /// Mean of Δ over every paired episode (each model weighs by its episodes).
+    pub mean_diff: f64,
+    /// Half-width of the 95% interval of the mean per-model difference; `None` below 2 models.
+    pub ci95: Option<f64>,
+    /// Models whose mean difference d_s is above / below zero.
+    pub models_ahead: usize,
+    pub models_behind: usize,
+    /// Episodes with Δ above, equal to (|Δ| < 1e-9, e.g. both 0) and below zero.
+    pub episodes_ahead: usize,
+    pub episodes_level: usize,
+    pub episodes_behind: usize,
+}
+
+impl Paired {
+    /// Pairs `planner`'s records with `reference`'s of the same seed, evaluation seed and
+    /// episode count; records without such a partner are left out. `None` when nothing pairs.
+    pub fn of(reference: &[&EvalRecord], planner: &[&EvalRecord]) -> Option<Paired> {
+        let mut per_model = Vec::new();
+        let mut diffs = Vec::new();
+        for p in planner {
+            let Some(r) = reference.iter().find(|r| {
+                r.seed == p.seed && r.eval_seed == p.eval_seed && r.returns.len() == p.returns.len()
+            }) else {
+                continue;
+            };
+            if p.returns.is_empty() {
+                continue;
+            }
+            let d: Vec<f64> = p.returns.iter().zip(&r.returns).map(|(a, b)| a - b).collect();
+            per_model.push(d.iter().sum::<f64>() / d.len() as f64);
+            diffs.extend(d);
+        }
+        if per_model.is_empty() {
+            return None;
+        }
+        let m = per_model.len();
+        let ci95 = (m >= 2).then(|| {
+            let mean = per_model.iter().sum::<f64>() / m as f64;
+            let var = per_model.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (m - 1) as f64;
+            student_t975(m - 1) * (var / m as f64).sqrt()
+        });
+        const LEVEL: f64 = 1e-9;
+        Some(Paired {
+            models: m,
+            episodes: diffs.len(),
+            mean_diff: diffs.iter().sum::<f64>() / diffs.len() as f64,
+            ci95,
+            models_ahead: per_model.iter().filter(|&&d| d > LEVEL).count(),
+            models_behind: per_model.iter().filter(|&&d| d < -LEVEL).count(),
+            episodes_ahead: diffs.iter().filter(|&&d| d > LEVEL).count(),
+            episodes_level: diffs.iter().filter(|&&d| d.abs() <= LEVEL).count(),
+            episodes_behind: diffs.iter().filter(|&&d| d < -LEVEL).count(),
+        })
+    }
+}
+
+/// The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95%): the
+/// tabulated values up to 30, the Cornish–Fisher expansion around the normal beyond.
+pub fn student_t975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042,
+    ];
+    assert!(df >= 1, "Student's t needs at least one degree of freedom");
+    if df <= TABLE.len() {
+        return TABLE[df - 1];
+    }
+    let z: f64 = 1.959_964;
+    let n = df as f64;
+    z + (z.powi(3) + z) / (4.0 * n) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * n * n)
+}
+
 /// Every record of the protocol's jobs found under `out`.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -400,6 +486,58 @@ fn planner_matrix(s: &mut String, protocol: &Protocol, c: &Collected) {
         }
     }
     let _ = writeln!(s, "\n(ms): mean planning time per decision on the evaluation device.");
+    paired_section(s, protocol, c);
+}
+
+/// Every evaluation planner against one reference (CEM when it was evaluated, else the first
+/// evaluation planner), episode by episode on the same models; nothing when no pair exists.
+fn paired_section(s: &mut String, protocol: &Protocol, c: &Collected) {
+    let Some(&reference) =
+        protocol.eval_planners.iter().find(|&&p| p == BenchPlanner::CEM).or(protocol.eval_planners.first())
+    else {
+        return;
+    };
+    let mut rows = Vec::new();
+    for task in &protocol.tasks {
+        for &trained in &protocol.train_planners {
+            let base = c.cell(task, trained, reference);
+            for &p in protocol.eval_planners.iter().filter(|&&p| p != reference) {
+                if let Some(d) = Paired::of(&base, &c.cell(task, trained, p)) {
+                    let ci = d.ci95.map_or("—".into(), |h| {
+                        format!("[{:+.1}, {:+.1}]", d.mean_diff - h, d.mean_diff + h)
+                    });
+                    rows.push(format!(
+                        "| {task} | {} | {} | {:+.1} | {ci} | {} / {} of {} | {} / {} / {} |",
+                        trained_title(trained),
+                        p.title(),
+                        d.mean_diff,
+                        d.models_ahead,
+                        d.models_behind,
+                        d.models,
+                        d.episodes_ahead,
+                        d.episodes_level,
+                        d.episodes_behind
+                    ));
+                }
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Paired against {ref_title}, episode by episode\n\nΔ = a planner's return minus {ref_title}'s on the same \
+         model and the same test episode (same evaluation seed, same start). Mean Δ over the paired episodes; \
+         95% interval: Student's t over the per-model mean differences (the model is the unit; none with one \
+         model); models ahead / behind; episodes ahead / level / behind.\n",
+        ref_title = reference.title()
+    );
+    let _ = writeln!(s, "| Task | trained with | planner | mean Δ | 95% interval | models ahead / behind | episodes ahead / level / behind |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for row in rows {
+        let _ = writeln!(s, "{row}");
+    }
 }
 
 /// Test-return curve of one run: `(env_steps, test_return_mean)` from its metrics.csv.
@@ -630,6 +768,64 @@ mod tests {
         assert!(!is_complete(dir.path(), &more).unwrap());
         std::fs::write(done_path(dir.path()), "{ not json").unwrap();
         assert!(is_complete(dir.path(), job).unwrap_err().to_string().contains("delete it"));
+    }
+
+    #[test]
+    fn paired_differences_are_per_episode_with_the_model_as_the_unit() {
+        let t = "cartpole-swingup";
+        let cem = BenchPlanner::CEM;
+        let grad = BenchPlanner::GRAD_MPC;
+        let refs = [
+            record(t, cem, cem, 0, vec![1.0, 2.0]),
+            record(t, cem, cem, 1, vec![0.0, 5.0]),
+            record(t, cem, cem, 2, vec![4.0]),
+        ];
+        // Seed 0: Δ +2, +2; seed 1: Δ 0, −1; seed 2: another evaluation seed, left out; seed 3: no reference.
+        let mut odd = record(t, cem, grad, 2, vec![9.0]);
+        odd.eval_seed += 1;
+        let ours = [
+            record(t, cem, grad, 0, vec![3.0, 4.0]),
+            record(t, cem, grad, 1, vec![0.0, 4.0]),
+            odd,
+            record(t, cem, grad, 3, vec![7.0]),
+        ];
+        let d = Paired::of(&refs.iter().collect::<Vec<_>>(), &ours.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!((d.models, d.episodes), (2, 4));
+        assert!((d.mean_diff - 0.75).abs() < 1e-12);
+        assert_eq!((d.models_ahead, d.models_behind), (1, 1));
+        assert_eq!((d.episodes_ahead, d.episodes_level, d.episodes_behind), (2, 1, 1));
+        // d_s = [2.0, -0.5]: sample std 1.7678, standard error 1.25, t(1) 12.706.
+        let h = d.ci95.unwrap();
+        assert!((h - 12.706 * 1.25).abs() < 1e-9, "{h}");
+        let one = Paired::of(&[&refs[0]], &[&ours[0]]).unwrap();
+        assert_eq!(one.ci95, None);
+        assert!(Paired::of(&[&refs[2]], &[&ours[3]]).is_none());
+
+        // results.md: one row per (task, trained with, planner other than CEM) that pairs.
+        let protocol =
+            Protocol::new(Table::One, Scale::State, vec![t.into()], vec![0, 1], vec![cem], vec![cem, grad])
+                .unwrap();
+        let c =
+            Collected { evals: refs[..2].iter().chain(&ours[..2]).cloned().collect(), done: BTreeMap::new() };
+        let md = results_md(&protocol, &protocol.jobs(), &c, &Provenance::default());
+        assert!(md.contains("## Paired against CEM, episode by episode"), "{md}");
+        assert!(
+            md.contains("| cartpole-swingup | CEM | Grad-MPC robust | +0.8 | [-15.1, +16.6] | 1 / 1 of 2 | 2 / 1 / 1 |"),
+            "{md}"
+        );
+        let alone = Collected { evals: refs[..2].to_vec(), done: BTreeMap::new() };
+        assert!(!results_md(&protocol, &protocol.jobs(), &alone, &Provenance::default()).contains("Paired"));
+    }
+
+    #[test]
+    fn student_t_is_tabulated_then_approaches_the_normal() {
+        assert_eq!(student_t975(2), 4.303);
+        assert_eq!(student_t975(30), 2.042);
+        // Published values: t(40) 2.021, t(60) 2.000, t(120) 1.980.
+        for (df, t) in [(40, 2.021), (60, 2.000), (120, 1.980)] {
+            assert!((student_t975(df) - t).abs() < 2e-3, "df {df}: {}", student_t975(df));
+        }
+        assert!(student_t975(100_000) - 1.96 < 1e-3);
     }
 
     #[test]
