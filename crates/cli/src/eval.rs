@@ -2,11 +2,12 @@
 
 use crate::planner_arg::PlannerArg;
 use crate::video::GifWriter;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use gradplan_config::EnvBackend;
-use gradplan_env::Frame;
-use gradplan_train::{EpisodeStats, EvalOptions, Evaluator};
+use gradplan_env::{Frame, Obs};
+use gradplan_train::{Decision, DecisionSink, EpisodeStats, EvalOptions, Evaluator};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -33,6 +34,11 @@ pub struct EvalArgs {
     /// Write a GIF of the frames the agent saw (upscaled 4×) to this path.
     #[arg(long)]
     video: Option<PathBuf>,
+    /// Write every decision to this CSV: episode, decision, reward, the chosen plan's
+    /// predicted return, planning ms, the action taken and, for state observations, the
+    /// observation it was taken on (`obs_0…`). Needs `--envs 1`.
+    #[arg(long)]
+    trace: Option<PathBuf>,
     /// cpu, cuda or cuda:N (default: the run's).
     #[arg(long)]
     device: Option<String>,
@@ -51,6 +57,21 @@ pub struct EvalArgs {
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
+    if let Some(path) = &args.trace {
+        if args.envs > 1 {
+            bail!(
+                "--trace needs the episodes one after another: drop --envs {} (or use --envs 1)",
+                args.envs
+            );
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+            bail!(
+                "--trace {}: the directory {} does not exist; create it first",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
     let opts = EvalOptions {
         planner: args.planner.map(|p| p.0),
         overrides: args.overrides.clone(),
@@ -92,7 +113,10 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         }
     };
     let frames: Option<&mut dyn FnMut(&Frame)> = if args.video.is_some() { Some(&mut push) } else { None };
-    let report = evaluator.run(&mut on_episode, frames)?;
+    let mut trace = TraceCsv::default();
+    let mut keep = |episode: usize, d: &Decision| trace.push(episode, d);
+    let tracing: Option<&mut DecisionSink> = if args.trace.is_some() { Some(&mut keep) } else { None };
+    let report = evaluator.run_traced(&mut on_episode, frames, tracing)?;
     println!(
         "{}: mean return {:.3} ± {:.3} over {} episodes | {:.2} ms per decision | mean predicted return {:.3}",
         report.planner.kind,
@@ -103,9 +127,84 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         report.predicted_return_mean
     );
     println!("appended a row to {}", report.csv.display());
+    if let Some(path) = &args.trace {
+        gradplan_harness::write_atomic(path, trace.text.as_bytes())?;
+        println!("wrote {} decisions to {}", trace.rows, path.display());
+    }
     if let (Some(gif), Some(path)) = (gif, &args.video) {
         gif.save(path)?;
         println!("wrote {} frames to {}", gif.len(), path.display());
     }
     Ok(())
+}
+
+/// The rows of `--trace`, the header written with the first decision (when the action's and
+/// the observation's lengths are known).
+#[derive(Debug, Default)]
+struct TraceCsv {
+    text: String,
+    rows: usize,
+}
+
+impl TraceCsv {
+    fn push(&mut self, episode: usize, d: &Decision) {
+        let obs: &[f32] = match d.obs {
+            Obs::State(v) => v,
+            Obs::Pixels(_) => &[],
+        };
+        if self.rows == 0 {
+            self.text.push_str("episode,decision,reward,predicted_return,plan_ms");
+            for i in 0..d.action.len() {
+                let _ = write!(self.text, ",action_{i}");
+            }
+            for i in 0..obs.len() {
+                let _ = write!(self.text, ",obs_{i}");
+            }
+            self.text.push('\n');
+        }
+        let opt = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.6}"));
+        let _ = write!(
+            self.text,
+            "{},{},{:.6},{},{}",
+            episode + 1,
+            d.index,
+            d.reward,
+            opt(d.predicted_return),
+            opt(d.plan_ms)
+        );
+        for x in d.action.iter().chain(obs) {
+            let _ = write!(self.text, ",{x}");
+        }
+        self.text.push('\n');
+        self.rows += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_rows_follow_one_header() {
+        let mut t = TraceCsv::default();
+        let obs = Obs::State(vec![0.5, -1.0]);
+        let d = Decision {
+            index: 0,
+            obs: &obs,
+            action: &[0.25, -1.0],
+            reward: 1.5,
+            predicted_return: Some(2.0),
+            plan_ms: Some(3.0),
+        };
+        t.push(0, &d);
+        t.push(0, &Decision { index: 1, predicted_return: None, ..d });
+        let lines: Vec<&str> = t.text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "episode,decision,reward,predicted_return,plan_ms,action_0,action_1,obs_0,obs_1"
+        );
+        assert_eq!(lines[1], "1,0,1.500000,2.000000,3.000000,0.25,-1,0.5,-1");
+        assert_eq!(lines[2], "1,1,1.500000,,3.000000,0.25,-1,0.5,-1");
+        assert_eq!(t.rows, 2);
+    }
 }

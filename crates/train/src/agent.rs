@@ -54,6 +54,23 @@ pub struct FrameSink<'a> {
     pub push: &'a mut dyn FnMut(&Frame),
 }
 
+/// One decision as it was taken, for a per-step trace of an episode (`gradplan eval --trace`).
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// Index of the decision in its episode, from 0.
+    pub index: usize,
+    /// The observation the decision was made on.
+    pub obs: &'a Obs,
+    /// The action sent to the environment (after exploration noise and clipping), `[A]`.
+    pub action: &'a [f32],
+    /// Reward summed over the action repeat.
+    pub reward: f64,
+    /// The chosen plan's predicted return R (eq. 3); `None` for the random policy.
+    pub predicted_return: Option<f64>,
+    /// Milliseconds the planning call took; `None` for the random policy.
+    pub plan_ms: Option<f64>,
+}
+
 /// One episode to play.
 pub struct EpisodeOptions<'a> {
     pub policy: Policy,
@@ -68,6 +85,8 @@ pub struct EpisodeOptions<'a> {
     pub frames: Option<FrameSink<'a>>,
     /// Prefix of the progress bar (shown on terminals only).
     pub label: &'a str,
+    /// Hand every decision to this sink (traces).
+    pub trace: Option<&'a mut dyn FnMut(&Decision)>,
 }
 
 /// A world model, the planner that acts with it, and the environment's action box.
@@ -135,7 +154,7 @@ impl Agent {
     /// Plays one episode. Random and planning streams are seeded from `opts.seed`, so an
     /// episode is the same whether or not the run was interrupted before it.
     pub fn run_episode(&mut self, env: &mut dyn Env, opts: EpisodeOptions<'_>) -> Result<EpisodeStats> {
-        let EpisodeOptions { policy, seed, episode_steps, mut replay, mut frames, label } = opts;
+        let EpisodeOptions { policy, seed, episode_steps, mut replay, mut frames, label, mut trace } = opts;
         tch::manual_seed(seed as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let repeat = env.action_repeat();
@@ -170,6 +189,17 @@ impl Agent {
                 replay.push(&action, &step)?;
             }
             stats.add_step(step.reward, repeat, episode_steps);
+            if let Some(trace) = trace.as_deref_mut() {
+                let planned = matches!(policy, Policy::Plan { .. });
+                trace(&Decision {
+                    index: stats.decisions - 1,
+                    obs: &obs,
+                    action: &action,
+                    reward: step.reward,
+                    predicted_return: planned.then_some(planning.last.predicted_return),
+                    plan_ms: planned.then_some(planning.last.ms),
+                });
+            }
             bar.inc(1);
             record(&mut frames, &step.obs, env)?;
             let done = step.done();
@@ -206,6 +236,15 @@ struct Planning {
     plan_time: f64,
     predicted: f64,
     iterations: f64,
+    /// The latest planning call.
+    last: LastPlan,
+}
+
+/// The latest planning call's predicted return and time.
+#[derive(Debug, Clone, Copy, Default)]
+struct LastPlan {
+    predicted_return: f64,
+    ms: f64,
 }
 
 impl Planning {
@@ -217,6 +256,7 @@ impl Planning {
             plan_time: 0.0,
             predicted: 0.0,
             iterations: 0.0,
+            last: LastPlan::default(),
         }
     }
 
@@ -232,7 +272,9 @@ impl Planning {
         self.belief = model.filter(&self.belief, &self.last_action, x, self.first);
         let start = Instant::now();
         let plan = planner.plan(dynamics, &self.belief)?;
-        self.plan_time += start.elapsed().as_secs_f64();
+        let secs = start.elapsed().as_secs_f64();
+        self.last = LastPlan { predicted_return: plan.predicted_return, ms: secs * 1e3 };
+        self.plan_time += secs;
         self.predicted += plan.predicted_return;
         self.iterations += plan.iterations as f64;
         Ok(plan.action)

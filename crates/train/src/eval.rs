@@ -5,7 +5,7 @@
 //! comparison of planners on one world model, Table 1). Each evaluation appends one row to
 //! the run's `eval.csv`.
 
-use crate::agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, ParallelEpisodes, Policy};
+use crate::agent::{Agent, Decision, EpisodeOptions, EpisodeStats, FrameSink, ParallelEpisodes, Policy};
 use crate::checkpoint::{self, Counters, ACTOR_FILE, MODEL_FILE, VALUE_FILE};
 use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
 use crate::{Error, Result};
@@ -99,6 +99,9 @@ pub struct EvalReport {
     /// The table the row was appended to.
     pub csv: PathBuf,
 }
+
+/// Receives every decision of an evaluation with its episode's index (`gradplan eval --trace`).
+pub type DecisionSink<'a> = dyn FnMut(usize, &Decision) + 'a;
 
 /// A run's model loaded with the planner to evaluate, and its environment.
 pub struct Evaluator {
@@ -200,11 +203,26 @@ impl Evaluator {
     pub fn run(
         &mut self,
         on_episode: &mut dyn FnMut(usize, &EpisodeStats),
-        mut frames: Option<&mut dyn FnMut(&Frame)>,
+        frames: Option<&mut dyn FnMut(&Frame)>,
     ) -> Result<EvalReport> {
+        self.run_traced(on_episode, frames, None)
+    }
+
+    /// [`Evaluator::run`], also handing every decision to `trace` with its episode's index.
+    /// A trace needs the episodes one after another (`envs` 1).
+    pub fn run_traced(
+        &mut self,
+        on_episode: &mut dyn FnMut(usize, &EpisodeStats),
+        mut frames: Option<&mut dyn FnMut(&Frame)>,
+        mut trace: Option<&mut DecisionSink>,
+    ) -> Result<EvalReport> {
+        if trace.is_some() && !self.parallel.is_empty() {
+            return Err(invalid("envs", "a per-decision trace needs the episodes one after another: use 1"));
+        }
         let episodes = if self.parallel.is_empty() {
             let mut episodes = Vec::with_capacity(self.opts.episodes);
             for i in 0..self.opts.episodes {
+                let mut this_episode = trace.as_deref_mut().map(|t| move |d: &Decision| t(i, d));
                 let opts = EpisodeOptions {
                     policy: Policy::Plan { noise: 0.0 },
                     seed: derive_seed(self.opts.seed, Stream::Eval, i as u64),
@@ -214,6 +232,7 @@ impl Evaluator {
                         .as_deref_mut()
                         .map(|push| FrameSink { render_size: self.cfg.env.image_size, push }),
                     label: "eval",
+                    trace: this_episode.as_mut().map(|t| t as &mut dyn FnMut(&Decision)),
                 };
                 let stats = self.agent.run_episode(self.env.as_mut(), opts)?;
                 on_episode(i, &stats);

@@ -15,8 +15,8 @@ pub mod study;
 pub mod tensors;
 pub mod trainer;
 
-pub use agent::{Agent, EpisodeOptions, EpisodeStats, FrameSink, ParallelEpisodes, Policy};
-pub use eval::{evaluate, EvalOptions, EvalReport, Evaluator};
+pub use agent::{Agent, Decision, EpisodeOptions, EpisodeStats, FrameSink, ParallelEpisodes, Policy};
+pub use eval::{evaluate, DecisionSink, EvalOptions, EvalReport, Evaluator};
 /// Our checkpointable Adam, now in the backend so `dreamer` can use it too.
 pub use gradplan_backend::optim;
 pub use openloop::{open_loop, OpenLoop, OpenLoopOptions, Trace};

@@ -184,6 +184,7 @@ pub fn open_loop(run_dir: &Path, opts: &OpenLoopOptions) -> Result<OpenLoop> {
             replay: Some(&mut replay),
             frames: None,
             label: "openloop",
+            trace: None,
         },
     )?;
     // The replay holds exactly this episode, so its one chunk of every step is the episode.

@@ -678,6 +678,7 @@ impl Trainer {
             replay: record.then_some(&mut self.replay),
             frames: None,
             label,
+            trace: None,
         };
         self.agent.run_episode(self.env.as_mut(), opts)
     }

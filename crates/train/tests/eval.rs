@@ -6,9 +6,9 @@
 //! under `cargo test`'s threads as well as under nextest's processes.
 
 use gradplan_config::RunConfig;
-use gradplan_env::Frame;
+use gradplan_env::{Frame, Obs};
 use gradplan_train::eval::{EVAL_COLUMNS, EVAL_FILE};
-use gradplan_train::{evaluate, EvalOptions, Evaluator, RunOptions, Trainer};
+use gradplan_train::{evaluate, Decision, EvalOptions, Evaluator, RunOptions, Trainer};
 use std::path::Path;
 
 /// The debug preset with 50-decision episodes (4 episodes of 100 simulator steps).
@@ -82,13 +82,55 @@ fn planners_are_compared_on_one_model_reproducibly() {
     let same = evaluate(&dir, opts("grad-mpc", &["planner.iterations=3"], 3)).unwrap();
     assert_eq!(returns(&grad), returns(&same));
 
+    // A per-decision trace of the same episodes: nothing changes, and it adds up.
+    let mut traced = Evaluator::new(&dir, opts("grad-mpc", &["planner.iterations=3"], 3)).unwrap();
+    struct Seen {
+        episode: usize,
+        index: usize,
+        reward: f64,
+        action: Vec<f32>,
+        predicted: Option<f64>,
+        obs_len: usize,
+    }
+    let mut decisions: Vec<Seen> = Vec::new();
+    let mut keep = |episode: usize, d: &Decision| {
+        let obs_len = match d.obs {
+            Obs::State(v) => v.len(),
+            Obs::Pixels(_) => 0,
+        };
+        decisions.push(Seen {
+            episode,
+            index: d.index,
+            reward: d.reward,
+            action: d.action.to_vec(),
+            predicted: d.predicted_return,
+            obs_len,
+        });
+        assert!(d.plan_ms.is_some_and(|ms| ms > 0.0));
+    };
+    let with_trace = traced.run_traced(&mut |_, _| {}, None, Some(&mut keep)).unwrap();
+    assert_eq!(returns(&with_trace), returns(&grad), "tracing changed the episodes");
+    assert_eq!(decisions.len(), 2 * 50);
+    for (k, e) in with_trace.episodes.iter().enumerate() {
+        let mine: Vec<&Seen> = decisions.iter().filter(|d| d.episode == k).collect();
+        assert_eq!(mine.iter().map(|d| d.index).collect::<Vec<_>>(), (0..50).collect::<Vec<_>>());
+        let sum: f64 = mine.iter().map(|d| d.reward).sum();
+        assert!((sum - e.total_return).abs() < 1e-9, "{sum} vs {}", e.total_return);
+        let predicted: f64 = mine.iter().map(|d| d.predicted.unwrap()).sum::<f64>() / 50.0;
+        assert!((predicted - e.predicted_return.unwrap()).abs() < 1e-9);
+    }
+    assert!(decisions.iter().all(|d| d.action.len() == 1 && d.action[0].abs() <= 1.0 && d.obs_len == 3));
+    let mut parallel = Evaluator::new(&dir, EvalOptions { envs: 2, ..opts("cem", &[], 3) }).unwrap();
+    let refused = parallel.run_traced(&mut |_, _| {}, None, Some(&mut |_, _| {})).unwrap_err().to_string();
+    assert!(refused.contains("one after another"), "{refused}");
+
     let table = rows(&dir);
     assert_eq!(table[0], EVAL_COLUMNS, "header");
-    assert_eq!(table.len(), 1 + 5, "one row per evaluation");
+    assert_eq!(table.len(), 1 + 6, "one row per evaluation");
     let col = |name: &str| EVAL_COLUMNS.iter().position(|c| *c == name).unwrap();
     let planners: Vec<&str> = table[1..].iter().map(|r| r[col("planner")].as_str()).collect();
-    assert_eq!(planners, ["cem", "cem", "cem", "grad-mpc", "grad-mpc"]);
-    for (row, report) in table[1..].iter().zip([&cem, &again, &other_seed, &grad, &same]) {
+    assert_eq!(planners, ["cem", "cem", "cem", "grad-mpc", "grad-mpc", "grad-mpc"]);
+    for (row, report) in table[1..].iter().zip([&cem, &again, &other_seed, &grad, &same, &with_trace]) {
         assert_eq!(row.len(), EVAL_COLUMNS.len());
         assert_eq!(row[col("checkpoint_episode")], "4");
         assert_eq!(row[col("checkpoint_env_steps")], "400");
