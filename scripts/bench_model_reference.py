@@ -64,7 +64,7 @@ DEFAULTS = {
     "gd_iterations": "40",
     "gd_candidates": "1000",
     "gd_lr": "0.1",
-    "gd_optimizer": "sgd",  # sgd or adam (on the actions)
+    "gd_optimizer": "sgd",  # sgd, adam or normalized (on the actions)
     "gd_clip_per_step": "0",  # 0: off
 }
 
@@ -232,7 +232,9 @@ def cem_decision(model, h0, s0, low, high, cfg):
 
 def grad_mpc_decision(model, h0, s0, low, high, cfg):
     horizon, iters, j = cfg["horizon"], cfg["gd_iterations"], cfg["gd_candidates"]
-    lr, clip, adam = cfg["gd_lr"], cfg["gd_clip_per_step"], cfg["gd_optimizer"] == "adam"
+    lr, clip, rule = cfg["gd_lr"], cfg["gd_clip_per_step"], cfg["gd_optimizer"]
+    if rule not in ("sgd", "adam", "normalized"):
+        raise SystemExit(f"gd_optimizer={rule}: use sgd, adam or normalized")
     with torch.no_grad():
         actions = torch.clamp(torch.randn(horizon, j, low.shape[0], device=low.device), low, high)
     m = v = None
@@ -243,7 +245,9 @@ def grad_mpc_decision(model, h0, s0, low, high, cfg):
         with torch.no_grad():
             if clip > 0:
                 grad = grad * (clip / (grad.norm(dim=-1, keepdim=True) + 1e-12)).clamp_max(1.0)
-            if adam:
+            if rule == "normalized":
+                grad = grad / (grad.square().mean(dim=(0, 2), keepdim=True).sqrt() + 1e-12)
+            if rule == "adam":
                 m = grad * 0.1 if m is None else m * 0.9 + grad * 0.1
                 v = grad.square() * 0.001 if v is None else v * 0.999 + grad.square() * 0.001
                 grad = (m / (1 - 0.9**step)) / ((v / (1 - 0.999**step)).sqrt() + 1e-8)

@@ -127,8 +127,13 @@ pub enum ActionOptimizer {
     /// `a ← a + α ∇_a R`, as in Algorithm 1.
     #[default]
     Sgd,
-    /// Adam on the actions (β₁ 0.9, β₂ 0.999).
+    /// Adam on the actions (β₁ 0.9, β₂ 0.999). Its first steps are ≈ ±α in every coordinate
+    /// whatever the gradient there: a sign step.
     Adam,
+    /// `a ← a + α ∇_a R / rms(∇_a R)`, the RMS over each candidate's H × A gradient: a step
+    /// of RMS size α in action units whatever the reward scale (like Adam's), shared among
+    /// the coordinates in proportion to their gradients (unlike Adam's first steps).
+    Normalized,
 }
 
 /// α of gradient ascent with plain SGD when unset: Algorithm 1's (appendix A.7).
@@ -231,7 +236,7 @@ pub struct PlannerConfig {
     pub top_k: usize,
     /// α, step size of gradient ascent on the actions (Grad-MPC, GradCEM, Policy+Grad-MPC).
     /// Unset: [`PlannerConfig::action_lr`], which depends on the update rule for Grad-MPC
-    /// (Adam [`ADAM_ACTION_LR`], SGD [`SGD_ACTION_LR`]) and is SGD's elsewhere.
+    /// (Adam and normalized [`ADAM_ACTION_LR`], SGD [`SGD_ACTION_LR`]) and is SGD's elsewhere.
     pub action_lr: Option<f64>,
     /// Update rule of Grad-MPC (from the flavour when unset), GradCEM and Policy+Grad-MPC
     /// (SGD when unset).
@@ -348,7 +353,7 @@ impl PlannerConfig {
     /// Algorithm 1 value for the other gradient planners.
     pub fn action_lr(&self) -> f64 {
         self.action_lr.unwrap_or(match (self.kind, self.grad_mpc_optimizer()) {
-            (PlannerKind::GradMpc, ActionOptimizer::Adam) => ADAM_ACTION_LR,
+            (PlannerKind::GradMpc, ActionOptimizer::Adam | ActionOptimizer::Normalized) => ADAM_ACTION_LR,
             _ => SGD_ACTION_LR,
         })
     }
@@ -1032,6 +1037,11 @@ mod tests {
         assert_eq!(sgd.action_lr(), SGD_ACTION_LR);
         let paper = robust.overridden(None, &["planner.flavour=paper".into()]).unwrap();
         assert_eq!((paper.grad_mpc_optimizer(), paper.action_lr()), (ActionOptimizer::Sgd, SGD_ACTION_LR));
+        let normalized = robust.overridden(None, &["planner.optimizer=normalized".into()]).unwrap();
+        assert_eq!(
+            (normalized.grad_mpc_optimizer(), normalized.action_lr()),
+            (ActionOptimizer::Normalized, ADAM_ACTION_LR)
+        );
         let set = robust.overridden(None, &["planner.action_lr=0.2".into()]).unwrap();
         assert_eq!(set.action_lr(), 0.2);
         assert_eq!(robust.differences(&set).unwrap(), "action_lr=0.2");

@@ -79,6 +79,12 @@ impl Ascent {
     fn direction(&mut self, grad: &Tensor) -> Tensor {
         match self.config.optimizer {
             ActionOptimizer::Sgd => grad.shallow_clone(),
+            ActionOptimizer::Normalized => {
+                // RMS over each candidate's [H, A] entries: [1, J, 1]. The epsilon only
+                // guards 0/0; a zero gradient stays zero.
+                let rms = grad.square().mean_dim([0i64, 2].as_slice(), true, None).sqrt();
+                grad / (rms + 1e-12)
+            }
             ActionOptimizer::Adam => {
                 let (beta1, beta2, eps) = (ADAM_BETA1, ADAM_BETA2, ADAM_EPS);
                 let m = self.moments.get_or_insert_with(|| Moments {
@@ -124,6 +130,30 @@ mod tests {
             assert!((x - w).abs() < 1e-12, "{v:?}");
         }
         let zero = clip_per_step(&Tensor::zeros([1, 1, 2], (Kind::Double, Device::Cpu)), 1.0);
+        assert_eq!(zero.abs().sum(Kind::Double).double_value(&[]), 0.0);
+    }
+
+    #[test]
+    fn normalized_step_has_rms_alpha_per_candidate_and_keeps_proportions() {
+        let config = AscentConfig {
+            learning_rate: 1.0,
+            optimizer: ActionOptimizer::Normalized,
+            grad_clip_per_step: None,
+            objective: Objective::default(),
+            samples: 1,
+        };
+        let mut ascent = Ascent::new(config);
+        // [H 2, J 2, A 1]: candidate 0 has gradients 3e-3 and 4e-3, candidate 1 has 0 and -50.
+        let g = Tensor::from_slice(&[3e-3f64, 0.0, 4e-3, -50.0]).view([2, 2, 1]);
+        let d = Vec::<f64>::try_from(ascent.direction(&g).flatten(0, -1)).unwrap();
+        let rms0 = (12.5e-6f64).sqrt();
+        let want = [3e-3 / rms0, 0.0, 4e-3 / rms0, -50.0 / 1250f64.sqrt()];
+        for (x, w) in d.iter().zip(want) {
+            assert!((x - w).abs() < 1e-9, "{d:?}");
+        }
+        // Each candidate's step has RMS 1 (α), a zero gradient stays zero.
+        assert!(((d[0] * d[0] + d[2] * d[2]) / 2.0 - 1.0).abs() < 1e-9);
+        let zero = ascent.direction(&Tensor::zeros([2, 1, 1], (Kind::Double, Device::Cpu)));
         assert_eq!(zero.abs().sum(Kind::Double).double_value(&[]), 0.0);
     }
 

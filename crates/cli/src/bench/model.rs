@@ -151,6 +151,7 @@ fn reference_args(args: &ModelBenchArgs, cfg: &RunConfig, device: Device) -> Vec
         let optimizer = match p.grad_mpc_optimizer() {
             ActionOptimizer::Sgd => "sgd",
             ActionOptimizer::Adam => "adam",
+            ActionOptimizer::Normalized => "normalized",
         };
         kv.push(("gd_optimizer", optimizer.into()));
         kv.push(("gd_clip_per_step", p.grad_clip_per_step.unwrap_or(0.0).to_string()));
