@@ -203,10 +203,15 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     // eval.csv, and a GIF of what the agent saw. One libtorch thread: next to the embedded
     // renderer on a loaded 2-core machine, two made planning ~40× slower.
     let gif = dir.path().join("eval.gif");
+    let trace = dir.path().join("trace.csv");
     let eval = ["eval", "--run-dir", run_arg, "--planner", "grad-mpc", "--set", "planner.iterations=3"];
+    let (gif_arg, trace_arg) = (gif.to_str().unwrap(), trace.to_str().unwrap());
     let out = gradplan(
-        &[&eval[..], &["--episodes", "2", "--seed", "1", "--threads", "1", "--video", gif.to_str().unwrap()]]
-            .concat(),
+        &[
+            &eval[..],
+            &["--episodes", "2", "--seed", "1", "--threads", "1", "--video", gif_arg, "--trace", trace_arg],
+        ]
+        .concat(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -228,6 +233,23 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
         frames += 1;
     }
     assert_eq!(frames, 2 * (1 + 25));
+    // The trace: one row per decision with the action (a pixel observation is not written).
+    assert!(stdout.contains(&format!("wrote 50 decisions to {trace_arg}")), "{stdout}");
+    let rows = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(rows.lines().next().unwrap(), "episode,decision,reward,predicted_return,plan_ms,action_0");
+    assert_eq!(rows.lines().count(), 1 + 50);
+    assert!(
+        rows.lines().nth(1).unwrap().starts_with("1,0,") && rows.lines().last().unwrap().starts_with("2,24,")
+    );
+    let missing = dir.path().join("no/such/dir/trace.csv");
+    assert_clear_failure(
+        &gradplan(&[&eval[..], &["--trace", missing.to_str().unwrap()]].concat()),
+        "does not exist",
+    );
+    assert_clear_failure(
+        &gradplan(&[&eval[..], &["--trace", trace_arg, "--envs", "2"]].concat()),
+        "--envs 1",
+    );
     // The same evaluation with two native environments stepping at once: the same episodes,
     // returns and frames (each episode keeps its own random stream). Two dm_control
     // environments are refused: they would take turns under Python's lock.
