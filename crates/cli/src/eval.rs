@@ -83,9 +83,12 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         backend: args.backend.or((!cfg!(feature = "dmc")).then_some(EnvBackend::Native)),
     };
     let mut evaluator = Evaluator::new(&args.run_dir, opts)?;
+    // I is always shown: a run's own I (e.g. the cpu preset's 6 for CEM) is easy to mistake
+    // for the harness's (10) when nothing else changes.
     let changed = match evaluator.settings() {
-        "" => String::new(),
-        s => format!(" ({})", s.replace(';', ", ")),
+        "" => format!(" (iterations={})", evaluator.planner().iterations()),
+        s if s.split(';').any(|kv| kv.starts_with("iterations=")) => format!(" ({})", s.replace(';', ", ")),
+        s => format!(" (iterations={}, {})", evaluator.planner().iterations(), s.replace(';', ", ")),
     };
     let checkpoint = evaluator.checkpoint().file_name().map(|n| n.to_string_lossy().into_owned());
     println!(

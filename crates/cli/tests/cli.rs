@@ -215,6 +215,7 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
+    assert!(stdout.contains("evaluating grad-mpc (iterations=3) on cartpole-swingup"), "{stdout}");
     let episodes: Vec<&str> = stdout.lines().filter(|l| l.starts_with("episode")).collect();
     assert_eq!(episodes.len(), 2, "{stdout}");
     assert!(episodes.iter().all(|l| l.contains("over 25 decisions")), "{stdout}");
@@ -288,6 +289,8 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     let out =
         gradplan(&["eval", "--run-dir", run_arg, "--planner", "cem", "--episodes", "1", "--threads", "1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The run's own I is named even when nothing was changed (the debug preset's 2).
+    assert!(text(&out.stdout).contains("evaluating cem (iterations=2) on"), "{}", text(&out.stdout));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("LATEST is missing; using") && stderr.contains("ep-000004"), "{stderr}");
 }
