@@ -498,11 +498,17 @@ fn paired_section(s: &mut String, protocol: &Protocol, c: &Collected) {
         return;
     };
     let mut rows = Vec::new();
+    // Per planner, over every row: models ahead, models behind, rows.
+    let mut tally: Vec<(BenchPlanner, usize, usize, usize)> = Vec::new();
     for task in &protocol.tasks {
         for &trained in &protocol.train_planners {
             let base = c.cell(task, trained, reference);
             for &p in protocol.eval_planners.iter().filter(|&&p| p != reference) {
                 if let Some(d) = Paired::of(&base, &c.cell(task, trained, p)) {
+                    match tally.iter_mut().find(|t| t.0 == p) {
+                        Some(t) => (t.1, t.2, t.3) = (t.1 + d.models_ahead, t.2 + d.models_behind, t.3 + 1),
+                        None => tally.push((p, d.models_ahead, d.models_behind, 1)),
+                    }
                     let ci = d.ci95.map_or("—".into(), |h| {
                         format!("[{:+.1}, {:+.1}]", d.mean_diff - h, d.mean_diff + h)
                     });
@@ -538,6 +544,39 @@ fn paired_section(s: &mut String, protocol: &Protocol, c: &Collected) {
     for row in rows {
         let _ = writeln!(s, "{row}");
     }
+    // Over every row, counted by model: scale-free, so tasks with other return scales pool.
+    let pooled: Vec<_> = tally.into_iter().filter(|t| t.3 > 1).collect();
+    if !pooled.is_empty() {
+        let _ = writeln!(s);
+        for (p, ahead, behind, _) in pooled {
+            let _ = writeln!(
+                s,
+                "- {} over every row: ahead of {} on {ahead} model{}, behind on {behind}; two-sided sign test p = \
+                 {:.2} (level models left out).",
+                p.title(),
+                reference.title(),
+                if ahead == 1 { "" } else { "s" },
+                sign_test_p(ahead, behind)
+            );
+        }
+    }
+}
+
+/// Two-sided sign test: the probability, with ahead and behind equally likely, of a split
+/// at least as uneven as `ahead` against `behind` (ties already left out).
+pub fn sign_test_p(ahead: usize, behind: usize) -> f64 {
+    let n = ahead + behind;
+    let k = ahead.max(behind);
+    // Σ_{i=k}^{n} C(n, i) / 2^n, with C computed in floating point (n is a few dozen models).
+    let mut c = 1.0f64; // C(n, 0)
+    let mut tail = 0.0;
+    for i in 0..=n {
+        if i >= k {
+            tail += c;
+        }
+        c = c * (n - i) as f64 / (i + 1) as f64;
+    }
+    (2.0 * tail / 2f64.powi(n as i32)).min(1.0)
 }
 
 /// Test-return curve of one run: `(env_steps, test_return_mean)` from its metrics.csv.
@@ -813,8 +852,46 @@ mod tests {
             md.contains("| cartpole-swingup | CEM | Grad-MPC robust | +0.8 | [-15.1, +16.6] | 1 / 1 of 2 | 2 / 1 / 1 |"),
             "{md}"
         );
+        assert!(!md.contains("over every row"), "one row pools nothing: {md}");
         let alone = Collected { evals: refs[..2].to_vec(), done: BTreeMap::new() };
         assert!(!results_md(&protocol, &protocol.jobs(), &alone, &Provenance::default()).contains("Paired"));
+
+        // Two rows (models trained by either planner) pool their models: 1 + 2 ahead, 1 behind.
+        let both = Protocol::new(
+            Table::One,
+            Scale::State,
+            vec![t.into()],
+            vec![0, 1],
+            vec![cem, grad],
+            vec![cem, grad],
+        )
+        .unwrap();
+        let mut evals: Vec<EvalRecord> = refs[..2].iter().chain(&ours[..2]).cloned().collect();
+        evals.push(record(t, grad, cem, 0, vec![1.0]));
+        evals.push(record(t, grad, cem, 1, vec![1.0]));
+        evals.push(record(t, grad, grad, 0, vec![2.0]));
+        evals.push(record(t, grad, grad, 1, vec![3.0]));
+        let md = results_md(
+            &both,
+            &both.jobs(),
+            &Collected { evals, done: BTreeMap::new() },
+            &Provenance::default(),
+        );
+        let p = 2.0 * 5.0 / 16.0; // 3 of 4: 2 · (C(4,3) + C(4,4)) / 2^4
+        let line = format!(
+            "- Grad-MPC robust over every row: ahead of CEM on 3 models, behind on 1; two-sided sign test p = {p:.2}"
+        );
+        assert!(md.contains(&line), "{md}");
+    }
+
+    #[test]
+    fn sign_test_matches_the_binomial_tail() {
+        assert_eq!(sign_test_p(0, 0), 1.0);
+        assert!((sign_test_p(9, 0) - 2.0 / 512.0).abs() < 1e-15);
+        assert!((sign_test_p(0, 9) - 2.0 / 512.0).abs() < 1e-15);
+        // 11 of 18: 2 · Σ_{i=11}^{18} C(18, i) / 2^18 = 2 · 63 004 / 262 144.
+        assert!((sign_test_p(11, 7) - 2.0 * 63_004.0 / 262_144.0).abs() < 1e-12);
+        assert_eq!(sign_test_p(5, 5), 1.0);
     }
 
     #[test]
