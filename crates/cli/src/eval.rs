@@ -83,13 +83,15 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         backend: args.backend.or((!cfg!(feature = "dmc")).then_some(EnvBackend::Native)),
     };
     let mut evaluator = Evaluator::new(&args.run_dir, opts)?;
-    // I is always shown: a run's own I (e.g. the cpu preset's 6 for CEM) is easy to mistake
-    // for the harness's (10) when nothing else changes.
-    let changed = match evaluator.settings() {
-        "" => format!(" (iterations={})", evaluator.planner().iterations()),
-        s if s.split(';').any(|kv| kv.starts_with("iterations=")) => format!(" ({})", s.replace(';', ", ")),
-        s => format!(" (iterations={}, {})", evaluator.planner().iterations(), s.replace(';', ", ")),
-    };
+    // I is always named, first: a run's own I (e.g. the cpu preset's 6 for CEM) is easy to
+    // mistake for the harness's (10) when nothing else changes.
+    let others: String = evaluator
+        .settings()
+        .split(';')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("iterations="))
+        .map(|kv| format!(", {kv}"))
+        .collect();
+    let changed = format!(" (iterations={}{others})", evaluator.planner().iterations());
     let checkpoint = evaluator.checkpoint().file_name().map(|n| n.to_string_lossy().into_owned());
     println!(
         "evaluating {}{changed} on {} with the model of {} ({} env steps), seed {}",

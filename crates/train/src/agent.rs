@@ -169,18 +169,16 @@ impl Agent {
         let mut planning = Planning::new(&self.model, self.action_spec.dim(), self.device);
         let mut stats = EpisodeStats::default();
         loop {
-            let action: Vec<f32> = match policy {
-                Policy::Random => self
-                    .action_spec
-                    .low
-                    .iter()
-                    .zip(&self.action_spec.high)
-                    .map(|(&lo, &hi)| rng.random_range(lo..=hi))
-                    .collect(),
+            let (action, planned): (Vec<f32>, Option<Planned>) = match policy {
+                Policy::Random => {
+                    let random = self.action_spec.low.iter().zip(&self.action_spec.high);
+                    (random.map(|(&lo, &hi)| rng.random_range(lo..=hi)).collect(), None)
+                }
                 Policy::Plan { noise } => {
                     let x = self.obs_tensor(&obs);
                     let planned = planning.plan(&self.model, &self.dynamics, self.planner.as_mut(), &x)?;
-                    noisy_clipped(&self.action_spec, planned, noise, &mut rng)?
+                    let action = noisy_clipped(&self.action_spec, planned.action.clone(), noise, &mut rng)?;
+                    (action, Some(planned))
                 }
             };
             planning.taken(&action, self.device);
@@ -190,14 +188,13 @@ impl Agent {
             }
             stats.add_step(step.reward, repeat, episode_steps);
             if let Some(trace) = trace.as_deref_mut() {
-                let planned = matches!(policy, Policy::Plan { .. });
                 trace(&Decision {
                     index: stats.decisions - 1,
                     obs: &obs,
                     action: &action,
                     reward: step.reward,
-                    predicted_return: planned.then_some(planning.last.predicted_return),
-                    plan_ms: planned.then_some(planning.last.ms),
+                    predicted_return: planned.as_ref().map(|p| p.predicted_return),
+                    plan_ms: planned.as_ref().map(|p| p.ms),
                 });
             }
             bar.inc(1);
@@ -236,14 +233,15 @@ struct Planning {
     plan_time: f64,
     predicted: f64,
     iterations: f64,
-    /// The latest planning call.
-    last: LastPlan,
 }
 
-/// The latest planning call's predicted return and time.
-#[derive(Debug, Clone, Copy, Default)]
-struct LastPlan {
+/// What one planning call chose, and what it cost.
+struct Planned {
+    /// The plan's first action, before noise and clipping, `[A]`.
+    action: Vec<f32>,
+    /// Its predicted return R (eq. 3).
     predicted_return: f64,
+    /// Milliseconds the call took.
     ms: f64,
 }
 
@@ -256,28 +254,26 @@ impl Planning {
             plan_time: 0.0,
             predicted: 0.0,
             iterations: 0.0,
-            last: LastPlan::default(),
         }
     }
 
     /// Filters the belief with the observation `x` (the model's input) and plans from it;
-    /// returns the plan's first action, before noise and clipping.
+    /// returns the plan's first action (before noise and clipping), prediction and time.
     fn plan(
         &mut self,
         model: &WorldModel,
         dynamics: &ModelDynamics,
         planner: &mut dyn Planner<ModelDynamics>,
         x: &Tensor,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Planned> {
         self.belief = model.filter(&self.belief, &self.last_action, x, self.first);
         let start = Instant::now();
         let plan = planner.plan(dynamics, &self.belief)?;
         let secs = start.elapsed().as_secs_f64();
-        self.last = LastPlan { predicted_return: plan.predicted_return, ms: secs * 1e3 };
         self.plan_time += secs;
         self.predicted += plan.predicted_return;
         self.iterations += plan.iterations as f64;
-        Ok(plan.action)
+        Ok(Planned { action: plan.action, predicted_return: plan.predicted_return, ms: secs * 1e3 })
     }
 
     /// The action sent to the environment, which the next filter step conditions on.
@@ -430,7 +426,7 @@ impl Agent {
                 let x = self.obs_tensor(&obs);
                 let planned = lane.planning.plan(&self.model, &self.dynamics, lane.planner.as_mut(), &x)?;
                 lane.torch_rng = RngState::capture(self.device)?;
-                let action = noisy_clipped(&self.action_spec, planned, noise, &mut lane.rng)?;
+                let action = noisy_clipped(&self.action_spec, planned.action, noise, &mut lane.rng)?;
                 lane.planning.taken(&action, self.device);
                 env.begin_step(&action)?;
                 lane.in_flight = InFlight::Step;
