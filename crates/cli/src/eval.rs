@@ -35,8 +35,10 @@ pub struct EvalArgs {
     #[arg(long)]
     video: Option<PathBuf>,
     /// Write every decision to this CSV: episode, decision, reward, the chosen plan's
-    /// predicted return, planning ms, the action taken and, for state observations, the
-    /// observation it was taken on (`obs_0…`). Needs `--envs 1`.
+    /// predicted return, planning ms, the ensemble's uncertainty u about the transition
+    /// taken (when the checkpoint has one, `gradplan ensemble`; 1 is the data's edge), the
+    /// action taken and, for state observations, the observation it was taken on
+    /// (`obs_0…`). Needs `--envs 1`.
     #[arg(long)]
     trace: Option<PathBuf>,
     /// cpu, cuda or cuda:N (default: the run's).
@@ -158,7 +160,7 @@ impl TraceCsv {
             Obs::Pixels(_) => &[],
         };
         if self.rows == 0 {
-            self.text.push_str("episode,decision,reward,predicted_return,plan_ms");
+            self.text.push_str("episode,decision,reward,predicted_return,plan_ms,uncertainty");
             for i in 0..d.action.len() {
                 let _ = write!(self.text, ",action_{i}");
             }
@@ -170,12 +172,13 @@ impl TraceCsv {
         let opt = |x: Option<f64>| x.map_or(String::new(), |x| format!("{x:.6}"));
         let _ = write!(
             self.text,
-            "{},{},{:.6},{},{}",
+            "{},{},{:.6},{},{},{}",
             episode + 1,
             d.index,
             d.reward,
             opt(d.predicted_return),
-            opt(d.plan_ms)
+            opt(d.plan_ms),
+            opt(d.uncertainty)
         );
         for x in d.action.iter().chain(obs) {
             let _ = write!(self.text, ",{x}");
@@ -200,16 +203,17 @@ mod tests {
             reward: 1.5,
             predicted_return: Some(2.0),
             plan_ms: Some(3.0),
+            uncertainty: Some(0.5),
         };
         t.push(0, &d);
-        t.push(0, &Decision { index: 1, predicted_return: None, ..d });
+        t.push(0, &Decision { index: 1, predicted_return: None, uncertainty: None, ..d });
         let lines: Vec<&str> = t.text.lines().collect();
         assert_eq!(
             lines[0],
-            "episode,decision,reward,predicted_return,plan_ms,action_0,action_1,obs_0,obs_1"
+            "episode,decision,reward,predicted_return,plan_ms,uncertainty,action_0,action_1,obs_0,obs_1"
         );
-        assert_eq!(lines[1], "1,0,1.500000,2.000000,3.000000,0.25,-1,0.5,-1");
-        assert_eq!(lines[2], "1,1,1.500000,,3.000000,0.25,-1,0.5,-1");
+        assert_eq!(lines[1], "1,0,1.500000,2.000000,3.000000,0.500000,0.25,-1,0.5,-1");
+        assert_eq!(lines[2], "1,1,1.500000,,3.000000,,0.25,-1,0.5,-1");
         assert_eq!(t.rows, 2);
     }
 }

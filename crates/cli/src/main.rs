@@ -1,6 +1,7 @@
 //! `gradplan`: gradient-based planning with learned world models, from the command line.
 
 mod bench;
+mod ensemble;
 mod eval;
 mod planner_arg;
 mod report;
@@ -33,6 +34,9 @@ enum Command {
     Resume(train::ResumeArgs),
     /// Evaluate a run's world model with any planner, noise-free; appends to its eval.csv.
     Eval(eval::EvalArgs),
+    /// Fit the disagreement ensemble of a run's latest checkpoint, which
+    /// `--set planner.uncertainty_penalty=λ` plans with.
+    Ensemble(ensemble::EnsembleArgs),
     /// Figures of a run in <run>/report/: curves, losses, planning cost, an open-loop video.
     Report(report::ReportArgs),
     /// Benchmarks that print a table.
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::train(&args),
         Command::Resume(args) => train::resume(&args),
         Command::Eval(args) => eval::eval(&args),
+        Command::Ensemble(args) => ensemble::ensemble(&args),
         Command::Report(args) => report::report(&args),
         Command::Bench(cmd) => bench::run(&cmd),
     };

@@ -237,7 +237,10 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     // The trace: one row per decision with the action (a pixel observation is not written).
     assert!(stdout.contains(&format!("wrote 50 decisions to {trace_arg}")), "{stdout}");
     let rows = std::fs::read_to_string(&trace).unwrap();
-    assert_eq!(rows.lines().next().unwrap(), "episode,decision,reward,predicted_return,plan_ms,action_0");
+    assert_eq!(
+        rows.lines().next().unwrap(),
+        "episode,decision,reward,predicted_return,plan_ms,uncertainty,action_0"
+    );
     assert_eq!(rows.lines().count(), 1 + 50);
     assert!(
         rows.lines().nth(1).unwrap().starts_with("1,0,") && rows.lines().last().unwrap().starts_with("2,24,")
@@ -284,6 +287,24 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     assert_clear_failure(&out, "cem, grad-mpc, mppi, grad-cem, random-shooting");
     let out = gradplan(&["eval", "--run-dir", bad.to_str().unwrap()]);
     assert_clear_failure(&out, "config.toml");
+    // The disagreement ensemble: a penalty needs it and says how to fit it; `gradplan
+    // ensemble` fits it into the checkpoint; eval then plans with it and traces u.
+    let penalised =
+        [&eval[..], &["--episodes", "1", "--threads", "1", "--set", "planner.uncertainty_penalty=1"]]
+            .concat();
+    assert_clear_failure(&gradplan(&penalised), "gradplan ensemble --run-dir");
+    assert_clear_failure(&gradplan(&["ensemble", "--run-dir", run_arg, "--members", "1"]), "--members");
+    let out = gradplan(&["ensemble", "--run-dir", run_arg, "--updates", "30", "--threads", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fitted = text(&out.stdout);
+    assert!(fitted.contains("ensemble of 5 members") && fitted.contains("held-out disagreement"), "{fitted}");
+    assert!(run.join("checkpoints/ep-000004/ensemble.safetensors").is_file(), "{fitted}");
+    let out = gradplan(&[&penalised[..], &["--trace", trace_arg]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("grad-mpc: mean return"), "{}", text(&out.stdout));
+    let rows = std::fs::read_to_string(&trace).unwrap();
+    let u: f64 = rows.lines().nth(1).unwrap().split(',').nth(5).unwrap().parse().unwrap();
+    assert!(u.is_finite() && u >= 0.0, "{rows}");
     // Without LATEST, eval takes the newest complete checkpoint and says which.
     std::fs::remove_file(run.join("checkpoints/LATEST")).unwrap();
     let out =

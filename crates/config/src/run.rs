@@ -274,6 +274,10 @@ pub struct PlannerConfig {
     pub trust_region: Option<f64>,
     /// Grad-MPC: β, select by `mean − β·std` of R over the S imaginations.
     pub selection_lcb: Option<f64>,
+    /// λ, reward per step taken away for each unit of the model's uncertainty about a
+    /// transition beyond the edge of its training data (every model-based planner's
+    /// objective), 0. Above 0 it needs the run's ensemble (`gradplan ensemble`).
+    pub uncertainty_penalty: f64,
     /// λ, MPPI temperature, in units of predicted return, 1. Scale-dependent: lower it for
     /// tasks whose returns over the horizon are small.
     pub mppi_temperature: f64,
@@ -321,6 +325,7 @@ impl Default for PlannerConfig {
             elite_mean: None,
             trust_region: None,
             selection_lcb: None,
+            uncertainty_penalty: 0.0,
             mppi_temperature: 1.0,
             mppi_noise_std: 1.0,
             mppi_refit_std: true,
@@ -414,6 +419,9 @@ impl PlannerConfig {
         }
         if self.selection_lcb.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
             return Err(invalid("planner.selection_lcb", "must be a non-negative number (0: the mean)"));
+        }
+        if !(self.uncertainty_penalty.is_finite() && self.uncertainty_penalty >= 0.0) {
+            return Err(invalid("planner.uncertainty_penalty", "must be a non-negative number (0: off)"));
         }
         if self.hybrid_horizon == 0 {
             return Err(invalid("planner.hybrid_horizon", "must be at least 1"));
@@ -1009,6 +1017,18 @@ mod tests {
         }
         let ok = run.overridden(None, &["planner.selection_lcb=1.5".into()]).unwrap();
         assert_eq!(ok.selection_lcb, Some(1.5));
+        // λ: non-negative and finite, 0 (off) by default and named in the differences.
+        assert_eq!(run.uncertainty_penalty, 0.0);
+        for bad in ["-1", "nan", "inf"] {
+            let err = run
+                .overridden(None, &[format!("planner.uncertainty_penalty={bad}")])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("planner.uncertainty_penalty"), "{bad}: {err}");
+        }
+        let ok = run.overridden(None, &["planner.uncertainty_penalty=0.3".into()]).unwrap();
+        assert_eq!(ok.uncertainty_penalty, 0.3);
+        assert_eq!(run.differences(&ok).unwrap(), "uncertainty_penalty=0.3");
     }
 
     #[test]

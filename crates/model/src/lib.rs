@@ -2,13 +2,17 @@
 //!
 //! * [`rssm`]: the recurrent state-space model — deterministic GRU path, Gaussian prior and
 //!   posterior over the stochastic state.
+//! * [`ensemble`]: K one-step predictors whose disagreement marks transitions far from the
+//!   training data (a planning penalty).
 //! * [`world_model`]: encoder, decoder and reward model around the RSSM, the ELBO loss with
 //!   free nats, preprocessing, and safetensors checkpoints with PyTorch-style names.
 
+pub mod ensemble;
 pub mod nn;
 pub mod rssm;
 pub mod world_model;
 
+pub use ensemble::{Ensemble, EnsembleDims, EnsembleShape};
 pub use rssm::{FilterStep, Gaussian, InputOffsets, Observed, Prediction, Rssm, RssmState};
 pub use world_model::{preprocess_frames, Losses, ObsShape, SequenceBatch, WorldModel};
 

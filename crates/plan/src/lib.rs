@@ -69,6 +69,12 @@ pub enum Error {
     )]
     NoValue,
     #[error(
+        "the objective penalises uncertain transitions (planner.uncertainty_penalty = {0}) but the dynamics \
+         has no measure of uncertainty; fit an ensemble with `gradplan ensemble --run-dir <run>` or set the \
+         penalty to 0"
+    )]
+    NoUncertainty(f64),
+    #[error(
         "the {0} planner needs a policy (an actor) but the dynamics has none; it needs a run trained \
          with planner.kind = policy or policy-grad-mpc (Dreamer)"
     )]
@@ -109,6 +115,13 @@ pub trait LatentDynamics {
     fn policy(&self, _state: &Self::State) -> Option<Tensor> {
         None
     }
+    /// Optional doubt about the transition `s_{t+1} = f(s_t, a_t)`, `u(s_t, a_t) ≥ 0` `[n]`,
+    /// in units where 1 is the edge of the model's training data (for the RSSM: an
+    /// ensemble's relative disagreement). Differentiable in `action`. None when the model
+    /// carries no such measure.
+    fn uncertainty(&self, _state: &Self::State, _action: &Tensor) -> Option<Tensor> {
+        None
+    }
 }
 
 /// A model predictive controller: re-plans from every new belief.
@@ -141,25 +154,45 @@ pub struct Plan {
     pub sequence: Tensor,
 }
 
-/// The planning objective of eq. 3, shared by every planner's config.
+/// The planning objective of eq. 3, shared by every planner's config, with an optional
+/// penalty on transitions the model is unsure of:
+///
+/// ```text
+/// R(a) = Σ_{i=0}^{H-1} γ^i [r(ŝ_{i+1}) − λ max(u(ŝ_i, a_i) − 1, 0)] (+ γ^H v(ŝ_H))
+/// ```
+///
+/// where u is [`LatentDynamics::uncertainty`] (1 at the edge of the training data), so only
+/// transitions beyond that edge cost anything and plans inside the data are ranked by the
+/// model's return alone.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Objective {
     /// γ, per-step discount. Default 1: Algorithm 1 and PlaNet sum predicted rewards undiscounted.
     pub discount: f64,
     /// Add the terminal value γ^H v(s_H) (the hybrid Policy+Grad-MPC planner). Default false.
     pub use_value: bool,
+    /// λ, reward per step taken away per unit of uncertainty beyond the data's edge. Default
+    /// 0 (the paper's objective); > 0 needs dynamics with an uncertainty.
+    pub uncertainty_penalty: f64,
 }
 
 impl Default for Objective {
     fn default() -> Self {
-        Objective { discount: 1.0, use_value: false }
+        Objective { discount: 1.0, use_value: false, uncertainty_penalty: 0.0 }
     }
 }
 
 impl Objective {
-    /// [`rollout_return`] with this objective.
+    /// The paper's objective (no uncertainty penalty) with this discount and terminal value.
+    pub fn new(discount: f64, use_value: bool) -> Objective {
+        Objective { discount, use_value, uncertainty_penalty: 0.0 }
+    }
+
+    /// R of every candidate under this objective.
+    ///
+    /// # Shapes
+    /// `state: [1, ...]` (expanded here to J), `actions: [H, J, A]` → `[J]`.
     pub fn returns<D: LatentDynamics>(&self, dynamics: &D, state: &D::State, actions: &Tensor) -> Tensor {
-        rollout_return(dynamics, state, actions, self.discount, self.use_value)
+        rollout(dynamics, state, actions, self)
     }
 
     /// The mean of [`Objective::returns`] over `samples` (S) independent imaginations of every
@@ -207,6 +240,21 @@ impl Objective {
         if self.use_value && tch::no_grad(|| dynamics.value(state)).is_none() {
             return Err(Error::NoValue);
         }
+        if !(self.uncertainty_penalty.is_finite() && self.uncertainty_penalty >= 0.0) {
+            return Err(config_error(
+                "objective",
+                format!("uncertainty_penalty λ must be finite and >= 0, got {}", self.uncertainty_penalty),
+            ));
+        }
+        if self.uncertainty_penalty > 0.0 {
+            let probe =
+                Tensor::zeros([1, dynamics.action_dim()], (Kind::Float, dynamics.action_low().device()));
+            if tch::no_grad(|| dynamics.uncertainty(state, &probe.to_kind(dynamics.action_low().kind())))
+                .is_none()
+            {
+                return Err(Error::NoUncertainty(self.uncertainty_penalty));
+            }
+        }
         Ok(())
     }
 }
@@ -227,15 +275,36 @@ pub fn rollout_return<D: LatentDynamics>(
     discount: f64,
     use_value: bool,
 ) -> Tensor {
+    rollout(dynamics, state, actions, &Objective::new(discount, use_value))
+}
+
+/// [`rollout_return`] with the objective's uncertainty penalty ([`Objective`]); a dynamics
+/// without an uncertainty pays none (planners refuse that combination before they roll
+/// out, [`Error::NoUncertainty`]).
+fn rollout<D: LatentDynamics>(
+    dynamics: &D,
+    state: &D::State,
+    actions: &Tensor,
+    objective: &Objective,
+) -> Tensor {
     let size = actions.size();
     debug_assert!(size.len() == 3 && size[2] == dynamics.action_dim(), "actions {size:?}");
     let (horizon, candidates) = (size[0], size[1]);
+    let (discount, use_value, penalty) =
+        (objective.discount, objective.use_value, objective.uncertainty_penalty);
     let mut s = dynamics.expand(state, candidates);
     let mut discounted = Vec::with_capacity(horizon as usize); // H × [J]
     let mut weight = 1.0;
     for t in 0..horizon {
-        s = dynamics.step(&s, &actions.get(t));
-        discounted.push(dynamics.reward(&s) * weight);
+        let action = actions.get(t);
+        let doubt = if penalty > 0.0 { dynamics.uncertainty(&s, &action) } else { None };
+        s = dynamics.step(&s, &action);
+        // Out of place: the reward may still be needed by the backward pass.
+        let reward = match doubt {
+            Some(u) => dynamics.reward(&s) - (u - 1.0).clamp_min(0.0) * penalty,
+            None => dynamics.reward(&s),
+        };
+        discounted.push(reward * weight);
         weight *= discount;
     }
     let rewards = if discounted.is_empty() {

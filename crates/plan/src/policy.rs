@@ -100,7 +100,7 @@ impl Default for PolicyGradMpcConfig {
             optimizer: ActionOptimizer::Sgd,
             grad_clip_per_step: None,
             noise: 0.3,
-            objective: Objective { discount: 0.99, use_value: true },
+            objective: Objective::new(0.99, true),
         }
     }
 }

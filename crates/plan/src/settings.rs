@@ -19,7 +19,8 @@ impl PlannerConfig {
     /// `dreamer_discount` (the γ Dreamer's value was trained with); the others from
     /// `planner.discount`.
     pub fn from_settings(p: &Settings, dreamer_discount: f64) -> PlannerConfig {
-        let objective = Objective { discount: p.discount, use_value: false };
+        let objective =
+            Objective { uncertainty_penalty: p.uncertainty_penalty, ..Objective::new(p.discount, false) };
         let optimizer = p.optimizer.unwrap_or_default();
         let init_std = p.init_std.unwrap_or(DEFAULT_INIT_STD);
         let (h, j, k, i) = (p.horizon as i64, p.candidates as i64, p.top_k as i64, p.iterations());
@@ -71,7 +72,10 @@ impl PlannerConfig {
                 optimizer,
                 grad_clip_per_step: p.grad_clip_per_step,
                 noise: p.hybrid_noise,
-                objective: Objective { discount: dreamer_discount, use_value: true },
+                objective: Objective {
+                    uncertainty_penalty: p.uncertainty_penalty,
+                    ..Objective::new(dreamer_discount, true)
+                },
             }),
         }
     }
@@ -195,6 +199,7 @@ mod tests {
             elite_mean: Some(0),
             trust_region: Some(1.5),
             selection_lcb: Some(0.5),
+            uncertainty_penalty: 2.5,
             discount: 0.9,
             ..settings(PlannerKind::GradMpc)
         };
@@ -218,7 +223,7 @@ mod tests {
             selection: Selection::Best,
             trust_region: Some(1.5),
             selection_lcb: Some(0.5),
-            objective: Objective { discount: 0.9, use_value: false },
+            objective: Objective { uncertainty_penalty: 2.5, ..Objective::new(0.9, false) },
         };
         assert_eq!(c, want);
         // κ = inf (TOML `inf`) turns the region off.
@@ -264,20 +269,26 @@ mod tests {
             hybrid_horizon: 3,
             hybrid_candidates: 4,
             hybrid_noise: 0.1,
+            uncertainty_penalty: 0.5,
             ..Settings::default()
         };
         let of = |kind| PlannerConfig::from_settings(&Settings { kind, ..base.clone() }, 0.95);
+        // λ reaches every objective; the hybrid's γ is Dreamer's.
+        let penalised = Objective { uncertainty_penalty: 0.5, ..Objective::new(1.0, false) };
         let PlannerConfig::Cem(c) = of(PlannerKind::Cem) else { panic!() };
         assert_eq!((c.horizon, c.iterations, c.candidates, c.top_k, c.init_std), (5, 3, 50, 7, 0.5));
+        assert_eq!(c.objective, penalised);
         let PlannerConfig::RandomShooting(c) = of(PlannerKind::RandomShooting) else { panic!() };
-        assert_eq!((c.candidates, c.init_std), (50, 0.5));
+        assert_eq!((c.candidates, c.init_std, c.objective), (50, 0.5, penalised));
         let PlannerConfig::Mppi(c) = of(PlannerKind::Mppi) else { panic!() };
         assert_eq!((c.init_std, c.temperature, c.refit_std, c.warm_start), (0.4, 0.2, false, true));
+        assert_eq!(c.objective, penalised);
         let PlannerConfig::GradCem(c) = of(PlannerKind::GradCem) else { panic!() };
         assert_eq!((c.gradient_steps, c.init_std, c.optimizer), (2, 0.5, ActionOptimizer::Adam));
+        assert_eq!(c.objective, penalised);
         let PlannerConfig::PolicyGradMpc(c) = of(PlannerKind::PolicyGradMpc) else { panic!() };
         assert_eq!((c.horizon, c.candidates, c.noise), (3, 4, 0.1));
-        assert_eq!(c.objective, Objective { discount: 0.95, use_value: true });
+        assert_eq!(c.objective, Objective { uncertainty_penalty: 0.5, ..Objective::new(0.95, true) });
         let PlannerConfig::Policy(c) = of(PlannerKind::Policy) else { panic!() };
         assert_eq!(c.discount, 0.95);
     }

@@ -28,6 +28,8 @@ pub struct LinearQuadratic {
     value: Option<f64>,
     /// K of the linear policy prior `a = K x` (`m × n`, row-major); `None`: no policy.
     policy: Option<Vec<f64>>,
+    /// c of the uncertainty `u(x, a) = |a|²/c²` (1 on the sphere |a| = c); `None`: none.
+    uncertainty_radius: Option<f64>,
     low: Vec<f64>,
     high: Vec<f64>,
     kind: Kind,
@@ -69,6 +71,7 @@ impl LinearQuadratic {
             rho: 0.5,
             value: None,
             policy: None,
+            uncertainty_radius: None,
             low: vec![-1.0; 2],
             high: vec![1.0; 2],
             kind,
@@ -99,6 +102,19 @@ impl LinearQuadratic {
     pub fn with_policy(mut self, gain: &[f64]) -> Self {
         assert_eq!(gain.len(), self.m * self.n, "policy gain");
         self.policy = Some(gain.to_vec());
+        self
+    }
+
+    /// The same system with action cost ρ.
+    pub fn with_action_cost(mut self, rho: f64) -> Self {
+        self.rho = rho;
+        self
+    }
+
+    /// The same system with an uncertainty `u(x, a) = |a|²/c²`: a model that trusts small
+    /// actions, as a world model trusts the actions its data holds.
+    pub fn with_uncertainty(mut self, radius: f64) -> Self {
+        self.uncertainty_radius = Some(radius);
         self
     }
 
@@ -200,6 +216,10 @@ impl LatentDynamics for LinearQuadratic {
         let k = self.policy.as_ref()?;
         Some(state.x.matmul(&self.tensor(k, [self.m as i64, self.n as i64]).tr()))
     }
+    fn uncertainty(&self, _state: &LqState, action: &Tensor) -> Option<Tensor> {
+        let c = self.uncertainty_radius?;
+        Some(action.square().sum_dim_intlist(1, false, None) / (c * c))
+    }
 }
 
 /// Wraps a dynamics and counts the candidate-steps it is asked for and the action elements
@@ -266,6 +286,9 @@ impl<D: LatentDynamics> LatentDynamics for Audited<D> {
     }
     fn policy(&self, state: &D::State) -> Option<Tensor> {
         self.inner.policy(state)
+    }
+    fn uncertainty(&self, state: &D::State, action: &Tensor) -> Option<Tensor> {
+        self.inner.uncertainty(state, action)
     }
 }
 
@@ -355,7 +378,7 @@ mod tests {
     fn the_analytic_optimum_is_a_stationary_point_and_a_maximum() {
         let lq = LinearQuadratic::example(Kind::Double).with_value(0.7);
         let x0 = LinearQuadratic::EXAMPLE_START;
-        let objective = Objective { discount: 0.9, use_value: true };
+        let objective = Objective::new(0.9, true);
         let best = lq.optimum(&x0, 6, objective);
         for i in 0..best.actions.len() {
             for delta in [1e-3, -1e-3] {

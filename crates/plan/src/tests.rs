@@ -92,7 +92,7 @@ fn rollout_return_matches_the_f64_simulator() {
     let x0 = LinearQuadratic::EXAMPLE_START;
     tch::manual_seed(0);
     let actions = Tensor::randn([5, 3, 2], (Kind::Double, Device::Cpu)); // [H, J, A]
-    for objective in [Objective::default(), Objective { discount: 0.9, use_value: true }] {
+    for objective in [Objective::default(), Objective::new(0.9, true)] {
         let returns = flat(&objective.returns(&lq, &lq.start(&x0), &actions));
         for (j, r) in returns.iter().enumerate() {
             let want = lq.simulate_return(&x0, &flat(&actions.select(1, j as i64)), objective);
@@ -140,6 +140,163 @@ fn rollout_return_gradient_matches_central_differences() {
     let relative = (err2 / norm2).sqrt();
     eprintln!("gradient check: worst element {worst:.1e}, whole gradient {relative:.1e}");
     assert!(worst < 1e-6 && relative < 1e-6, "worst {worst:e}, overall {relative:e}");
+}
+
+/// λ Σ_t γ^t max(|a_t|²/c² − 1, 0) for one time-major sequence of 2-dim actions: the penalty
+/// [`Objective`] subtracts for [`LinearQuadratic::with_uncertainty`]'s u, in plain f64.
+fn penalty_by_hand(actions: &[f64], radius: f64, lambda: f64, discount: f64) -> f64 {
+    let mut weight = 1.0;
+    let mut total = 0.0;
+    for a in actions.chunks(2) {
+        total += weight * lambda * ((a[0] * a[0] + a[1] * a[1]) / (radius * radius) - 1.0).max(0.0);
+        weight *= discount;
+    }
+    total
+}
+
+#[test]
+fn the_uncertainty_penalty_costs_only_transitions_beyond_the_data_edge() {
+    let _rng = rng_lock();
+    let (radius, lambda) = (0.8, 0.7);
+    let lq = LinearQuadratic::example(Kind::Double).with_value(0.7).with_uncertainty(radius);
+    let x0 = LinearQuadratic::EXAMPLE_START;
+    tch::manual_seed(2);
+    let actions = Tensor::randn([5, 6, 2], (Kind::Double, Device::Cpu)) * 0.8; // some inside, some out
+    let all = flat(&actions);
+    let inside = all.chunks(2).filter(|a| a[0] * a[0] + a[1] * a[1] < radius * radius).count();
+    assert!(inside > 3 && inside < 27, "both sides of the edge: {inside} of 30 inside");
+    let base = Objective::new(0.9, true);
+    let penalised = Objective { uncertainty_penalty: lambda, ..base };
+    let returns = flat(&penalised.returns(&lq, &lq.start(&x0), &actions));
+    let plain = flat(&base.returns(&lq, &lq.start(&x0), &actions));
+    for (j, (r, p)) in returns.iter().zip(&plain).enumerate() {
+        let seq = flat(&actions.select(1, j as i64));
+        let want = lq.simulate_return(&x0, &seq, base) - penalty_by_hand(&seq, radius, lambda, 0.9);
+        assert!((r - want).abs() < 1e-12 * want.abs().max(1.0), "j={j}: {r} vs {want}");
+        // λ = 0 is the paper's objective, whatever the dynamics knows.
+        assert!((p - lq.simulate_return(&x0, &seq, base)).abs() < 1e-12 * p.abs().max(1.0));
+    }
+    // A sequence inside the data pays nothing.
+    let small = &actions * 0.01;
+    assert!(flat(&penalised.returns(&lq, &lq.start(&x0), &small))
+        .iter()
+        .zip(flat(&base.returns(&lq, &lq.start(&x0), &small)))
+        .all(|(a, b)| a == &b));
+}
+
+#[test]
+fn the_penalised_return_gradient_matches_central_differences() {
+    let _rng = rng_lock();
+    // The hinge is not differentiable on the sphere |a| = c, which random draws miss; away
+    // from it R is piecewise quadratic and the central difference is exact up to rounding.
+    let lq = LinearQuadratic::example(Kind::Double).with_uncertainty(0.8);
+    let x0 = LinearQuadratic::EXAMPLE_START;
+    let start = lq.start(&x0);
+    let objective = Objective { uncertainty_penalty: 0.7, ..Objective::new(0.9, false) };
+    tch::manual_seed(3);
+    let actions = Tensor::randn([4, 3, 2], (Kind::Double, Device::Cpu)) * 0.8;
+    let a = actions.detach().set_requires_grad(true);
+    let grad = flat(
+        &Tensor::run_backward(&[objective.returns(&lq, &start, &a).sum(Kind::Double)], &[&a], false, false)
+            [0],
+    );
+    let base = flat(&actions);
+    let total = |v: &[f64]| {
+        tch::no_grad(|| {
+            objective.returns(&lq, &start, &Tensor::from_slice(v).view([4, 3, 2])).sum(Kind::Double)
+        })
+        .double_value(&[])
+    };
+    let eps = 1e-6;
+    let mut worst: f64 = 0.0;
+    for (i, g) in grad.iter().enumerate() {
+        let (mut up, mut down) = (base.clone(), base.clone());
+        up[i] += eps;
+        down[i] -= eps;
+        let fd = (total(&up) - total(&down)) / (2.0 * eps);
+        worst = worst.max((g - fd).abs() / fd.abs().max(1e-3));
+    }
+    assert!(worst < 1e-6, "worst relative error {worst:e}");
+}
+
+#[test]
+fn planners_reach_the_optimum_of_the_penalised_objective() {
+    let _rng = rng_lock();
+    // With c below every |a*_t|, every hinge is active near the optimum and the penalised
+    // objective is R with action cost ρ + λ/c², plus λH: a concave problem with a known
+    // optimum. Both planners must find it, not the unpenalised one.
+    let (radius, lambda, horizon) = (0.02, 0.0008, 4i64);
+    let x0 = LinearQuadratic::EXAMPLE_START;
+    let lq = LinearQuadratic::example(Kind::Float).with_uncertainty(radius);
+    let shifted = LinearQuadratic::example(Kind::Double).with_action_cost(0.5 + lambda / (radius * radius));
+    let optimum = shifted.optimum(&x0, horizon as usize, Objective::default());
+    let norms: Vec<f64> = optimum.actions.chunks(2).map(|a| a[0].hypot(a[1])).collect();
+    assert!(norms.iter().all(|n| *n > 1.5 * radius), "every hinge active at the optimum: {norms:?}");
+    let plain = LinearQuadratic::example(Kind::Double).optimum(&x0, horizon as usize, Objective::default());
+    let moved = plain.actions.iter().zip(&optimum.actions).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(moved > 0.05, "the penalty moves the optimum: {moved}");
+    let objective = Objective { uncertainty_penalty: lambda, ..Objective::default() };
+    let configs = [
+        PlannerConfig::GradMpc(GradMpcConfig {
+            horizon,
+            candidates: 16,
+            iterations: 300,
+            learning_rate: 0.01,
+            optimizer: ActionOptimizer::Adam,
+            objective,
+            ..Default::default()
+        }),
+        PlannerConfig::Cem(CemConfig { horizon, objective, ..Default::default() }),
+    ];
+    let want = optimum.ret + lambda * horizon as f64;
+    for config in configs {
+        tch::manual_seed(0);
+        let plan = config.init().plan(&lq, &lq.start(&x0)).unwrap();
+        let seq = flat(&plan.sequence);
+        let achieved = shifted.simulate_return(&x0, &seq, Objective::default()) + lambda * horizon as f64;
+        let gap = (want - achieved) / want.abs();
+        let first =
+            plan.action.iter().zip(&optimum.actions).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+        eprintln!(
+            "{}: R* = {want:.6}, R = {achieved:.6}, gap {gap:.1e}, first action off by {first:.1e}",
+            config.kind()
+        );
+        assert!(gap < 1e-3 && gap > -1e-5, "{}: gap {gap:e}", config.kind());
+        assert!(
+            first < 2e-2,
+            "{}: first action {:?} vs {:?}",
+            config.kind(),
+            plan.action,
+            &optimum.actions[..2]
+        );
+        assert!((plan.predicted_return - achieved).abs() < 1e-3, "{} vs {achieved}", plan.predicted_return);
+    }
+}
+
+#[test]
+fn a_penalty_needs_a_model_with_an_uncertainty() {
+    let _rng = rng_lock();
+    let objective = Objective { uncertainty_penalty: 1.0, ..Objective::default() };
+    let configs = [
+        PlannerConfig::Cem(CemConfig { objective, ..Default::default() }),
+        PlannerConfig::RandomShooting(RandomShootingConfig { objective, ..Default::default() }),
+        PlannerConfig::GradMpc(GradMpcConfig { objective, ..Default::default() }),
+        PlannerConfig::Mppi(MppiConfig { objective, ..Default::default() }),
+        PlannerConfig::GradCem(GradCemConfig { objective, ..Default::default() }),
+    ];
+    let lq = LinearQuadratic::example(Kind::Float);
+    let start = lq.start(&LinearQuadratic::EXAMPLE_START);
+    for config in &configs {
+        let err = config.init().plan(&lq, &start).unwrap_err();
+        assert!(matches!(err, Error::NoUncertainty(_)), "{}: {err}", config.kind());
+        assert!(err.to_string().contains("gradplan ensemble"), "{err}");
+    }
+    let negative = Objective { uncertainty_penalty: -1.0, ..Objective::default() };
+    let err = PlannerConfig::Cem(CemConfig { objective: negative, ..Default::default() })
+        .init()
+        .plan(&lq.with_uncertainty(1.0), &start)
+        .unwrap_err();
+    assert!(err.to_string().contains("uncertainty_penalty"), "{err}");
 }
 
 #[test]
@@ -214,7 +371,7 @@ fn planners_follow_the_dynamics_device() {
 #[test]
 fn a_value_objective_needs_a_model_with_a_value() {
     let _rng = rng_lock();
-    let objective = Objective { discount: 0.99, use_value: true };
+    let objective = Objective::new(0.99, true);
     let configs = [
         PlannerConfig::Cem(CemConfig { objective, ..Default::default() }),
         PlannerConfig::RandomShooting(RandomShootingConfig { objective, ..Default::default() }),

@@ -9,8 +9,8 @@ use gradplan_backend::rng::RngState;
 use gradplan_config::{DreamerConfig, PlannerConfig};
 use gradplan_dreamer::Behavior;
 use gradplan_env::{ActionSpec, Env, Frame, Obs, ThreadEnv};
-use gradplan_model::{preprocess_frames, RssmState, WorldModel};
-use gradplan_plan::Planner;
+use gradplan_model::{preprocess_frames, Ensemble, RssmState, WorldModel};
+use gradplan_plan::{LatentDynamics, Planner};
 use gradplan_replay::Replay;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
@@ -69,6 +69,10 @@ pub struct Decision<'a> {
     pub predicted_return: Option<f64>,
     /// Milliseconds the planning call took; `None` for the random policy.
     pub plan_ms: Option<f64>,
+    /// u of the transition taken, the belief and the action sent, in units of the data's
+    /// edge ([`gradplan_plan::LatentDynamics::uncertainty`]); `None` without the
+    /// checkpoint's ensemble or for the random policy.
+    pub uncertainty: Option<f64>,
 }
 
 /// One episode to play.
@@ -113,13 +117,30 @@ impl Agent {
         dreamer: &DreamerConfig,
         action_spec: ActionSpec,
     ) -> Result<Agent> {
-        let dynamics = ModelDynamics::new(
+        Agent::with_ensemble(model, behavior, None, planner, dreamer, action_spec)
+    }
+
+    /// [`Agent::new`] with the disagreement ensemble fitted to `model`, which a planner
+    /// with `planner.uncertainty_penalty` > 0 needs (refused here without one).
+    pub fn with_ensemble(
+        model: Rc<WorldModel>,
+        behavior: Option<Rc<Behavior>>,
+        ensemble: Option<Rc<Ensemble>>,
+        planner: &PlannerConfig,
+        dreamer: &DreamerConfig,
+        action_spec: ActionSpec,
+    ) -> Result<Agent> {
+        if planner.uncertainty_penalty > 0.0 && ensemble.is_none() {
+            return Err(gradplan_plan::Error::NoUncertainty(planner.uncertainty_penalty).into());
+        }
+        let mut dynamics = ModelDynamics::new(
             model.clone(),
             behavior,
             planner.sample_imagined,
             &action_spec.low,
             &action_spec.high,
         );
+        dynamics.ensemble = ensemble;
         let plan_cfg = gradplan_plan::PlannerConfig::from_settings(planner, dreamer.discount);
         plan_cfg.validate()?;
         Ok(Agent {
@@ -195,6 +216,7 @@ impl Agent {
                     reward: step.reward,
                     predicted_return: planned.as_ref().map(|p| p.predicted_return),
                     plan_ms: planned.as_ref().map(|p| p.ms),
+                    uncertainty: planned.as_ref().and_then(|_| planning.uncertainty(&self.dynamics)),
                 });
             }
             bar.inc(1);
@@ -280,6 +302,11 @@ impl Planning {
     fn taken(&mut self, action: &[f32], device: Device) {
         self.first = false;
         self.last_action = Tensor::from_slice(action).view([1, action.len() as i64]).to_device(device);
+    }
+
+    /// u of the transition just taken (the current belief and [`Planning::taken`]'s action).
+    fn uncertainty(&self, dynamics: &ModelDynamics) -> Option<f64> {
+        tch::no_grad(|| dynamics.uncertainty(&self.belief, &self.last_action)).map(|u| u.double_value(&[0]))
     }
 
     /// Sets the planning fields of `stats` to the means over its decisions.

@@ -4,7 +4,7 @@
 //! never name it (STYLE: planners see a trait).
 
 use gradplan_dreamer::Behavior;
-use gradplan_model::{RssmState, WorldModel};
+use gradplan_model::{Ensemble, RssmState, WorldModel};
 use gradplan_plan::LatentDynamics;
 use std::rc::Rc;
 use tch::{Kind, Tensor};
@@ -18,6 +18,9 @@ pub struct ModelDynamics {
     /// Dreamer's actor and value, when the run trained them: the planners' `policy()` (the
     /// actor's mode) and `value()`.
     pub behavior: Option<Rc<Behavior>>,
+    /// The disagreement ensemble fitted to this model (`gradplan ensemble`), the planners'
+    /// `uncertainty()`.
+    pub ensemble: Option<Rc<Ensemble>>,
     low: Tensor,
     high: Tensor,
 }
@@ -36,6 +39,7 @@ impl ModelDynamics {
             model,
             sample,
             behavior,
+            ensemble: None,
             low: Tensor::from_slice(low).to_device(device),
             high: Tensor::from_slice(high).to_device(device),
         }
@@ -75,5 +79,12 @@ impl LatentDynamics for ModelDynamics {
 
     fn policy(&self, state: &RssmState) -> Option<Tensor> {
         Some(self.behavior.as_ref()?.act(state))
+    }
+
+    /// The ensemble's disagreement about `(h_t, s_t, a_t)` in units of its calibrated edge of
+    /// the replay's data.
+    fn uncertainty(&self, state: &RssmState, action: &Tensor) -> Option<Tensor> {
+        let ensemble = self.ensemble.as_ref()?;
+        Some(ensemble.relative_disagreement(&state.features(), &action.to_kind(Kind::Float)))
     }
 }

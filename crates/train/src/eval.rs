@@ -153,7 +153,15 @@ impl Evaluator {
         if cfg.planner.kind.uses_policy() && run.behavior.is_none() {
             return Err(no_actor());
         }
-        let agent = Agent::new(run.model, run.behavior, &planner, &cfg.dreamer, run.action_spec)?;
+        // The checkpoint's ensemble comes with its weights when it has one (the trace reports
+        // u); a penalty without one is refused with how to fit it.
+        let fitted = run.checkpoint.join(crate::ensemble::ENSEMBLE_FILE).is_file();
+        let ensemble = match planner.uncertainty_penalty > 0.0 || fitted {
+            true => Some(Rc::new(crate::ensemble::load(&run.checkpoint, &run.model)?)),
+            false => None,
+        };
+        let agent =
+            Agent::with_ensemble(run.model, run.behavior, ensemble, &planner, &cfg.dreamer, run.action_spec)?;
         let (checkpoint, counters, env) = (run.checkpoint, run.counters, run.env);
         let parallel = if opts.envs > 1 {
             ThreadEnv::spawn_many(&cfg.env, opts.envs.min(opts.episodes))?

@@ -76,8 +76,12 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     let batch = replay.sample(opts.states.max(1), chunk, &mut rng)?;
     let seq = batch_to_tensors(&batch, cfg.model.bit_depth, device, false);
     let beliefs = tch::no_grad(|| model.observe(&seq).last()); // [n, ...]
-    let dynamics =
+    let mut dynamics =
         ModelDynamics::new(model.clone(), None, cfg.planner.sample_imagined, &spec.low, &spec.high);
+    // The checkpoint's ensemble, for `--set planner.uncertainty_penalty=λ` (as in eval).
+    if ckpt.join(crate::ensemble::ENSEMBLE_FILE).is_file() {
+        dynamics.ensemble = Some(Rc::new(crate::ensemble::load(&ckpt, &model)?));
+    }
     // Every plan is re-scored the same way: the prior-mean rollout of its action sequence.
     // Planners' own `predicted_return` is one noisy sample, and for the ones that pick the
     // best of many noisy candidates (random shooting, Grad-MPC) it is biased upwards.

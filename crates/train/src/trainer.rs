@@ -84,6 +84,8 @@ pub(crate) enum Stream {
     Eval = 7,
     /// The loss evaluated before a checkpoint is written, to check the weights are usable.
     Check = 8,
+    /// `gradplan ensemble`: its initialisation, training chunks and held-out chunks.
+    Ensemble = 9,
 }
 
 pub(crate) fn derive_seed(seed: u64, stream: Stream, index: u64) -> u64 {
@@ -275,6 +277,16 @@ impl Trainer {
         ckpt: Option<&Path>,
         lock: Option<gradplan_fsio::Lock>,
     ) -> Result<Trainer> {
+        if cfg.planner.uncertainty_penalty > 0.0 {
+            return Err(Error::Config(gradplan_config::Error::Invalid {
+                key: "planner.uncertainty_penalty".into(),
+                reason:
+                    "is an evaluation setting: training fits no disagreement ensemble. Train with 0, then \
+                         `gradplan ensemble --run-dir <run>` and `gradplan eval --run-dir <run> --set \
+                         planner.uncertainty_penalty=<λ>`"
+                        .into(),
+            }));
+        }
         let device = cfg.device.parse::<DeviceSpec>()?.resolve()?;
         gradplan_backend::set_threads(cfg.threads);
         let env = make_env(&cfg.env)?;

@@ -1,0 +1,397 @@
+//! A one-step ensemble over the RSSM's transitions, whose disagreement measures how far a
+//! transition lies from the data the world model was trained on (Plan2Explore's measure,
+//! Sekar et al. 2020, used here as a planning penalty rather than an exploration bonus).
+//!
+//! K small networks `g_k([h_t, s_t], a_t) → μ̂_k` are each regressed onto the posterior mean
+//! of the next stochastic state, `E_q[s_{t+1} | h_{t+1}, o_{t+1}]`, from the same replay
+//! transitions with the world model frozen. On transitions like the training data they
+//! agree; where the data never went they were never pulled together, and their variance
+//!
+//! ```text
+//! d(s_t, a_t) = (1/S) Σ_i Var_k[μ̂_k,i]        (S = state size)
+//! ```
+//!
+//! grows. The single RSSM has no such signal: its prior is as confident off the data as on
+//! it (docs/results.md, the tipped cheetah episodes).
+//!
+//! The members are stored as batched weights, so one `matmul` runs all K of them:
+//! `layers.{i}.weight [K, in, out]`, `layers.{i}.bias [K, 1, out]`, and `threshold []`, the
+//! disagreement the fit calibrated (a high quantile over held-out replay transitions), which
+//! makes the penalty's units the same on every task. The file describes its own shape.
+
+use crate::nn::activate;
+use crate::{Error, Result};
+use gradplan_config::Activation;
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// The ensemble's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnsembleShape {
+    /// K, the number of members (at least 2: one network cannot disagree with itself).
+    pub members: i64,
+    /// Units of each hidden layer.
+    pub hidden: i64,
+    /// Hidden layers per member (at least 1).
+    pub layers: i64,
+}
+
+impl Default for EnsembleShape {
+    fn default() -> Self {
+        EnsembleShape { members: 5, hidden: 64, layers: 2 }
+    }
+}
+
+/// The K members' weights, one batched linear layer per depth.
+struct Layer {
+    /// `[K, in, out]`
+    weight: Tensor,
+    /// `[K, 1, out]`
+    bias: Tensor,
+}
+
+/// K one-step predictors of the next stochastic state, and the disagreement they calibrate.
+pub struct Ensemble {
+    vs: nn::VarStore,
+    layers: Vec<Layer>,
+    threshold: Tensor,
+    shape: EnsembleShape,
+    /// `[h, s]` size, belief + state.
+    feature_dim: i64,
+    action_dim: i64,
+    /// The target's size, S.
+    state_dim: i64,
+    act: Activation,
+}
+
+impl std::fmt::Debug for Ensemble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ensemble")
+            .field("shape", &self.shape)
+            .field("feature_dim", &self.feature_dim)
+            .finish()
+    }
+}
+
+/// The dimensions of the model an ensemble belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnsembleDims {
+    /// belief + state, the size of `[h, s]`.
+    pub features: i64,
+    /// A, the action's size.
+    pub actions: i64,
+    /// S, the stochastic state's size (the prediction target).
+    pub state: i64,
+}
+
+impl Ensemble {
+    /// A freshly initialised ensemble (each member like `torch.nn.Linear`: U(±1/√in)),
+    /// its threshold 1 until [`Ensemble::calibrate`] sets it.
+    pub fn new(
+        shape: EnsembleShape,
+        dims: EnsembleDims,
+        act: Activation,
+        device: Device,
+    ) -> Result<Ensemble> {
+        if shape.members < 2 || shape.hidden < 1 || shape.layers < 1 {
+            return Err(Error::Unsupported(format!(
+                "an ensemble needs at least 2 members, 1 hidden layer and 1 unit; got {} members, {} layers \
+                 of {} units",
+                shape.members, shape.layers, shape.hidden
+            )));
+        }
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let mut sizes = vec![dims.features + dims.actions];
+        sizes.extend(std::iter::repeat_n(shape.hidden, shape.layers as usize));
+        sizes.push(dims.state);
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let p = &root / "layers" / i;
+                let k = 1.0 / (w[0] as f64).sqrt();
+                let init = nn::Init::Uniform { lo: -k, up: k };
+                Layer {
+                    weight: p.var("weight", &[shape.members, w[0], w[1]], init),
+                    bias: p.var("bias", &[shape.members, 1, w[1]], init),
+                }
+            })
+            .collect();
+        let threshold = root.ones_no_train("threshold", &[]);
+        Ok(Ensemble {
+            vs,
+            layers,
+            threshold,
+            shape,
+            feature_dim: dims.features,
+            action_dim: dims.actions,
+            state_dim: dims.state,
+            act,
+        })
+    }
+
+    pub fn shape(&self) -> EnsembleShape {
+        self.shape
+    }
+
+    /// The trainable weights (the threshold is not one).
+    pub fn trainable(&self) -> Vec<Tensor> {
+        self.layers.iter().flat_map(|l| [l.weight.shallow_clone(), l.bias.shallow_clone()]).collect()
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// Every member's prediction of the next stochastic state's posterior mean.
+    ///
+    /// # Shapes
+    /// `features: [n, belief + state]`, `action: [n, A]` → `[K, n, S]`.
+    pub fn predict(&self, features: &Tensor, action: &Tensor) -> Tensor {
+        let mut x = Tensor::cat(&[features, action], -1).unsqueeze(0); // [1, n, in]
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = x.matmul(&layer.weight) + &layer.bias; // [K, n, out]
+            if i + 1 < self.layers.len() {
+                x = activate(self.act, &x);
+            }
+        }
+        x
+    }
+
+    /// d(s_t, a_t): the members' variance, averaged over the S coordinates.
+    ///
+    /// # Shapes
+    /// `features: [n, belief + state]`, `action: [n, A]` → `[n]`.
+    pub fn disagreement(&self, features: &Tensor, action: &Tensor) -> Tensor {
+        self.predict(features, action).var_dim(0, false, false).mean_dim(-1, false, None)
+    }
+
+    /// The disagreement in units of the calibrated threshold, `d / d_q`.
+    ///
+    /// # Shapes
+    /// `features: [n, belief + state]`, `action: [n, A]` → `[n]`.
+    pub fn relative_disagreement(&self, features: &Tensor, action: &Tensor) -> Tensor {
+        self.disagreement(features, action) / &self.threshold
+    }
+
+    /// d_q, the disagreement the fit calibrated (1 before [`Ensemble::calibrate`]).
+    pub fn threshold(&self) -> f64 {
+        self.threshold.double_value(&[])
+    }
+
+    /// Sets d_q.
+    pub fn calibrate(&mut self, threshold: f64) -> Result<()> {
+        if !(threshold.is_finite() && threshold > 0.0) {
+            return Err(Error::Unsupported(format!(
+                "the ensemble's disagreement threshold must be finite and > 0, got {threshold}"
+            )));
+        }
+        tch::no_grad(|| {
+            let _ = self.threshold.fill_(threshold);
+        });
+        Ok(())
+    }
+
+    /// The mean squared error of every member on the same transitions, summed over members
+    /// and averaged over the coordinates of the unmasked ones.
+    ///
+    /// # Shapes
+    /// `features: [N, belief + state]`, `actions: [N, A]`, `targets: [N, S]`, `mask: [N]`
+    /// (1 for a transition to learn, 0 for one that crosses an episode start) → `[]`.
+    pub fn loss(&self, features: &Tensor, actions: &Tensor, targets: &Tensor, mask: &Tensor) -> Tensor {
+        let err = (self.predict(features, actions) - targets.unsqueeze(0)).square().mean_dim(-1, false, None); // [K, N]
+        let weighted = (err * mask.unsqueeze(0)).sum(Kind::Float);
+        weighted / (mask.sum(Kind::Float).clamp_min(1.0))
+    }
+
+    /// Writes the weights and threshold (atomically, safetensors).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        Ok(gradplan_backend::save_safetensors(path, &gradplan_backend::named_variables(&self.vs))?)
+    }
+
+    /// Reads an ensemble written by [`Ensemble::save`] for a model of these dimensions; its
+    /// shape comes from the file, and a file for another model is refused.
+    pub fn load(path: &Path, dims: EnsembleDims, act: Activation, device: Device) -> Result<Ensemble> {
+        let tensors = gradplan_backend::load_safetensors(path, Device::Cpu)?;
+        let size = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
+        let mismatch = |detail: String| {
+            Error::Unsupported(format!(
+                "{} is not an ensemble of this run's model ({detail}); fit one with `gradplan ensemble --run-dir <run>`",
+                path.display()
+            ))
+        };
+        let first = size("layers.0.weight").ok_or_else(|| mismatch("no layers.0.weight".into()))?;
+        let depth = (0..).take_while(|i| size(&format!("layers.{i}.weight")).is_some()).count() as i64;
+        if first.len() != 3 || depth < 2 {
+            return Err(mismatch(format!("layers.0.weight is {first:?} and there are {depth} layers")));
+        }
+        let shape = EnsembleShape { members: first[0], hidden: first[2], layers: depth - 1 };
+        let ensemble = Ensemble::new(shape, dims, act, device).map_err(|e| mismatch(e.to_string()))?;
+        gradplan_backend::load_into_var_store(&ensemble.vs, path).map_err(|e| mismatch(e.to_string()))?;
+        if !(ensemble.threshold() > 0.0 && ensemble.threshold().is_finite()) {
+            return Err(mismatch(format!("its threshold is {}", ensemble.threshold())));
+        }
+        Ok(ensemble)
+    }
+
+    /// `(features, actions, state)` sizes it was built for.
+    pub fn dims(&self) -> EnsembleDims {
+        EnsembleDims { features: self.feature_dim, actions: self.action_dim, state: self.state_dim }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::OptimizerConfig;
+
+    fn dims() -> EnsembleDims {
+        EnsembleDims { features: 6, actions: 2, state: 3 }
+    }
+
+    #[test]
+    fn members_disagree_as_their_variance() {
+        let _g = crate::seeded(3);
+        let e = Ensemble::new(
+            EnsembleShape { members: 4, hidden: 8, layers: 2 },
+            dims(),
+            Activation::Elu,
+            Device::Cpu,
+        )
+        .unwrap();
+        let (f, a) = (
+            Tensor::randn([5, 6], (Kind::Float, Device::Cpu)),
+            Tensor::randn([5, 2], (Kind::Float, Device::Cpu)),
+        );
+        let p = e.predict(&f, &a);
+        assert_eq!(p.size(), [4, 5, 3]);
+        // Member k alone is the k-th slice: the batched layers are K independent networks.
+        for k in 0..4 {
+            let mut x = Tensor::cat(&[&f, &a], -1);
+            for (i, layer) in e.layers.iter().enumerate() {
+                x = x.matmul(&layer.weight.get(k)) + layer.bias.get(k);
+                if i + 1 < e.layers.len() {
+                    x = x.elu();
+                }
+            }
+            assert!(x.allclose(&p.get(k), 1e-6, 1e-6, false), "member {k}");
+        }
+        // d is the population variance over members, averaged over the S coordinates.
+        let d = Vec::<f64>::try_from(e.disagreement(&f, &a).to_kind(Kind::Double)).unwrap();
+        assert_eq!(d.len(), 5);
+        let p: Vec<Vec<Vec<f32>>> = (0..4).map(|k| Vec::<Vec<f32>>::try_from(p.get(k)).unwrap()).collect();
+        for (n, got) in d.iter().enumerate() {
+            let by_hand = (0..3)
+                .map(|s| {
+                    let xs: Vec<f64> = p.iter().map(|member| member[n][s] as f64).collect();
+                    let m = xs.iter().sum::<f64>() / 4.0;
+                    xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 4.0
+                })
+                .sum::<f64>()
+                / 3.0;
+            assert!((got - by_hand).abs() < 1e-6, "{n}: {got} vs {by_hand}");
+        }
+    }
+
+    #[test]
+    fn the_disagreement_gradient_matches_central_differences() {
+        // The planners ascend through d(s, a) in the action; f32 weights, so the check is
+        // at ε = 1e-2 with a relative tolerance of 1e-2 (ELU is smooth; d is a polynomial of
+        // smooth members).
+        let _g = crate::seeded(4);
+        let e = Ensemble::new(
+            EnsembleShape { members: 3, hidden: 8, layers: 2 },
+            dims(),
+            Activation::Elu,
+            Device::Cpu,
+        )
+        .unwrap();
+        let f = Tensor::randn([3, 6], (Kind::Float, Device::Cpu));
+        let a = Tensor::randn([3, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let total = e.disagreement(&f, &a).sum(Kind::Float);
+        let grad =
+            Vec::<f32>::try_from(Tensor::run_backward(&[total], &[&a], false, false)[0].flatten(0, -1))
+                .unwrap();
+        let base = Vec::<f32>::try_from(a.detach().flatten(0, -1)).unwrap();
+        let at = |v: &[f32]| {
+            tch::no_grad(|| e.disagreement(&f, &Tensor::from_slice(v).view([3, 2])).sum(Kind::Double))
+                .double_value(&[])
+        };
+        let eps = 1e-2f32;
+        for (i, g) in grad.iter().enumerate() {
+            let (mut up, mut down) = (base.clone(), base.clone());
+            up[i] += eps;
+            down[i] -= eps;
+            let fd = (at(&up) - at(&down)) / (2.0 * eps as f64);
+            let scale = fd.abs().max(1e-3);
+            assert!(((*g as f64) - fd).abs() / scale < 1e-2, "element {i}: autograd {g}, central {fd}");
+        }
+    }
+
+    #[test]
+    fn fitting_pulls_the_members_together_on_the_data_only() {
+        // Targets are a fixed function of the inputs on a small region; after fitting, the
+        // members agree there and still disagree far from it.
+        let _g = crate::seeded(11);
+        let opts = (Kind::Float, Device::Cpu);
+        let mut e = Ensemble::new(
+            EnsembleShape { members: 5, hidden: 32, layers: 2 },
+            dims(),
+            Activation::Elu,
+            Device::Cpu,
+        )
+        .unwrap();
+        let f = Tensor::rand([256, 6], opts) * 0.5;
+        let a = Tensor::rand([256, 2], opts) * 0.5;
+        let targets = Tensor::cat(&[f.narrow(1, 0, 2).sum_dim_intlist(1, true, None), a.narrow(1, 0, 2)], 1);
+        let mask = Tensor::ones([256], opts);
+        let mut adam = tch::nn::Adam::default().build(&e.vs, 3e-3).unwrap();
+        let before = e.loss(&f, &a, &targets, &mask).double_value(&[]);
+        for _ in 0..400 {
+            let loss = e.loss(&f, &a, &targets, &mask);
+            adam.backward_step(&loss);
+        }
+        let after = e.loss(&f, &a, &targets, &mask).double_value(&[]);
+        assert!(after < before / 20.0, "{before} -> {after}");
+        let near = e.disagreement(&f, &a).mean(Kind::Float).double_value(&[]);
+        let far = e
+            .disagreement(&(f.ones_like() * 6.0), &(a.ones_like() * 6.0))
+            .mean(Kind::Float)
+            .double_value(&[]);
+        assert!(far > 20.0 * near, "near {near}, far {far}");
+        // A masked transition teaches nothing.
+        let zero = Tensor::zeros([256], opts);
+        assert_eq!(e.loss(&f, &a, &(targets * 100.0), &zero).double_value(&[]), 0.0);
+        e.calibrate(near).unwrap();
+        let rel = e.relative_disagreement(&f, &a).mean(Kind::Float).double_value(&[]);
+        assert!((rel - 1.0).abs() < 1e-4, "{rel}");
+        assert!(e.calibrate(0.0).is_err());
+    }
+
+    #[test]
+    fn a_saved_ensemble_loads_with_its_shape_and_refuses_another_model() {
+        let _g = crate::seeded(5);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ensemble.safetensors");
+        let shape = EnsembleShape { members: 3, hidden: 7, layers: 1 };
+        let mut e = Ensemble::new(shape, dims(), Activation::Relu, Device::Cpu).unwrap();
+        e.calibrate(0.25).unwrap();
+        e.save(&path).unwrap();
+        let back = Ensemble::load(&path, dims(), Activation::Relu, Device::Cpu).unwrap();
+        assert_eq!(back.shape(), shape);
+        assert_eq!(back.threshold(), 0.25);
+        let (f, a) = (
+            Tensor::randn([4, 6], (Kind::Float, Device::Cpu)),
+            Tensor::randn([4, 2], (Kind::Float, Device::Cpu)),
+        );
+        assert!(e.predict(&f, &a).equal(&back.predict(&f, &a)));
+        let other = EnsembleDims { features: 7, ..dims() };
+        let err = Ensemble::load(&path, other, Activation::Relu, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("not an ensemble of this run's model"), "{err}");
+        std::fs::write(&path, b"not safetensors").unwrap();
+        assert!(Ensemble::load(&path, dims(), Activation::Relu, Device::Cpu).is_err());
+        assert!(Ensemble::new(EnsembleShape { members: 1, ..shape }, dims(), Activation::Relu, Device::Cpu)
+            .is_err());
+    }
+}

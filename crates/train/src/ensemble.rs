@@ -1,0 +1,269 @@
+//! `gradplan ensemble`: fits the disagreement ensemble ([`gradplan_model::Ensemble`]) of a
+//! run's latest checkpoint, on that checkpoint's own replay, with the world model frozen.
+//!
+//! For each sampled chunk the frozen model filters the observations; every transition
+//! `(h_t, s_t, a_{t+1}) → E_q[s_{t+1}]` that does not cross an episode start is a training
+//! pair (`a_{t+1}` is the action that led to `o_{t+1}`, the replay's convention). After the
+//! updates, the disagreement of fresh held-out chunks (another random stream) calibrates the
+//! threshold: its `quantile` is the edge of the data, u = 1. The file lands in the checkpoint
+//! directory it belongs to (`ensemble.safetensors`, written atomically), so an evaluation
+//! finds it beside the weights it was fitted to, and a later checkpoint has none until it is
+//! fitted again.
+
+use crate::checkpoint::{self, MODEL_FILE, REPLAY_FILE};
+use crate::tensors::batch_to_tensors;
+use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
+use crate::{Error, Result};
+use gradplan_backend::DeviceSpec;
+use gradplan_model::{Ensemble, EnsembleDims, EnsembleShape, SequenceBatch, WorldModel};
+use gradplan_replay::Replay;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use tch::nn::OptimizerConfig;
+use tch::{Device, Kind, Tensor};
+
+/// Name of the ensemble's file inside a checkpoint directory.
+pub const ENSEMBLE_FILE: &str = "ensemble.safetensors";
+
+/// How to fit.
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// K members; hidden units default to the run's `model.hidden_size`.
+    pub members: i64,
+    pub hidden: Option<i64>,
+    pub layers: i64,
+    /// Gradient steps (Adam), each on one chunk batch of the run's `train.batch_size` ×
+    /// `train.chunk_length`.
+    pub updates: usize,
+    pub learning_rate: f64,
+    /// The quantile of held-out disagreement that becomes u = 1, in (0, 1).
+    pub quantile: f64,
+    /// Held-out batches the threshold is measured on.
+    pub calibration_batches: usize,
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N`; `None` keeps the run's.
+    pub device: Option<String>,
+    /// libtorch threads (0: one per core); `None` keeps the run's.
+    pub threads: Option<usize>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        let shape = EnsembleShape::default();
+        FitOptions {
+            members: shape.members,
+            hidden: None,
+            layers: shape.layers,
+            updates: 2000,
+            learning_rate: 1e-3,
+            quantile: 0.99,
+            calibration_batches: 8,
+            seed: 0,
+            device: None,
+            threads: None,
+        }
+    }
+}
+
+/// What a fit did.
+#[derive(Debug, Clone)]
+pub struct FitReport {
+    /// The checkpoint whose model and replay it was fitted on, and the file written there.
+    pub checkpoint: PathBuf,
+    pub path: PathBuf,
+    pub shape: EnsembleShape,
+    /// Mean member loss over the first and the last tenth of the updates.
+    pub first_loss: f64,
+    pub last_loss: f64,
+    /// Mean member loss on the held-out transitions.
+    pub heldout_loss: f64,
+    /// Held-out disagreement at the 50th and 90th percentiles and its maximum, in units of
+    /// the threshold (so the threshold itself is 1).
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+    /// d_q, the disagreement at `quantile`.
+    pub threshold: f64,
+    pub transitions: usize,
+}
+
+/// The training pairs of one batch under the frozen model.
+struct Transitions {
+    /// `[N, belief + state]`
+    features: Tensor,
+    /// `[N, A]`
+    actions: Tensor,
+    /// `[N, S]`
+    targets: Tensor,
+    /// `[N]`, 0 where `o_{t+1}` starts an episode.
+    mask: Tensor,
+}
+
+fn transitions(model: &WorldModel, seq: &SequenceBatch) -> Transitions {
+    tch::no_grad(|| {
+        let observed = model.observe(seq);
+        let steps = seq.actions.size()[0];
+        let flat = |t: Tensor| t.flatten(0, 1);
+        let features = flat(observed.features().narrow(0, 0, steps - 1));
+        let actions = flat(seq.actions.narrow(0, 1, steps - 1));
+        let targets = flat(observed.posterior.mean.narrow(0, 1, steps - 1));
+        let mask = flat(1.0 - seq.is_first.narrow(0, 1, steps - 1));
+        Transitions { features, actions, targets, mask }
+    })
+}
+
+fn invalid(key: &str, reason: &str) -> Error {
+    Error::Config(gradplan_config::Error::Invalid { key: key.into(), reason: reason.into() })
+}
+
+impl FitOptions {
+    fn validate(&self) -> Result<()> {
+        if self.members < 2 {
+            return Err(invalid("--members", "an ensemble needs at least 2 members to disagree"));
+        }
+        if self.layers < 1 || self.hidden.is_some_and(|h| h < 1) {
+            return Err(invalid("--layers/--hidden", "need at least 1 hidden layer of at least 1 unit"));
+        }
+        if self.updates == 0 {
+            return Err(invalid("--updates", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(invalid("--learning-rate", "must be a positive number"));
+        }
+        if !(self.quantile > 0.0 && self.quantile < 1.0) {
+            return Err(invalid("--quantile", "must be strictly between 0 and 1"));
+        }
+        if self.calibration_batches == 0 {
+            return Err(invalid("--calibration-batches", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Fits and writes the ensemble of the latest checkpoint of the run in `run_dir`, calling
+/// `progress(update, loss)` every 100 updates. Options are checked before anything loads.
+pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f64)) -> Result<FitReport> {
+    opts.validate()?;
+    let cfg = read_run_config(run_dir)?;
+    let device_spec = opts.device.as_deref().unwrap_or(&cfg.device).parse::<DeviceSpec>()?;
+    let device = device_spec.resolve()?;
+    gradplan_backend::set_threads(opts.threads.unwrap_or(cfg.threads));
+    let checkpoint = checkpoint::latest_noted(run_dir)?.ok_or_else(|| {
+        Error::RunDir(format!(
+            "{} has no checkpoint to fit an ensemble to; train it first (`gradplan resume --run-dir {}`)",
+            run_dir.display(),
+            run_dir.display()
+        ))
+    })?;
+    let replay = Replay::load(checkpoint.join(REPLAY_FILE))?;
+    let (batch, chunk) = (cfg.train.batch_size, cfg.train.chunk_length);
+    if replay.valid_chunks(chunk) == 0 {
+        return Err(Error::RunDir(format!(
+            "the replay of {} holds no chunk of {chunk} steps to fit on",
+            checkpoint.display()
+        )));
+    }
+    let action_dim = replay.action_spec().dim() as i64;
+    let mut model = WorldModel::new(&cfg.model, obs_shape(replay.obs_spec()), action_dim, device)?;
+    model.load(&checkpoint.join(MODEL_FILE))?;
+    let m = &cfg.model;
+    let dims =
+        EnsembleDims { features: m.belief_size + m.state_size, actions: action_dim, state: m.state_size };
+    let shape = EnsembleShape {
+        members: opts.members,
+        hidden: opts.hidden.unwrap_or(m.hidden_size),
+        layers: opts.layers,
+    };
+    tch::manual_seed(derive_seed(opts.seed, Stream::Ensemble, 0) as i64);
+    let mut ensemble = Ensemble::new(shape, dims, m.activation, device)?;
+    let mut adam = tch::nn::Adam::default().build(ensemble.var_store(), opts.learning_rate)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 1));
+    let tenth = (opts.updates / 10).max(1);
+    let (mut first, mut last) = (0.0, 0.0);
+    for update in 0..opts.updates {
+        let seq = batch_to_tensors(&replay.sample(batch, chunk, &mut rng)?, m.bit_depth, device, false);
+        let t = transitions(&model, &seq);
+        let loss = ensemble.loss(&t.features, &t.actions, &t.targets, &t.mask);
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
+            return Err(Error::RunDir(format!(
+                "the ensemble's loss became {value} at update {update}; nothing was written. Fit again with a \
+                 lower --learning-rate"
+            )));
+        }
+        adam.backward_step(&loss);
+        if update < tenth {
+            first += value / tenth as f64;
+        }
+        if update >= opts.updates - tenth {
+            last += value / tenth as f64;
+        }
+        if (update + 1) % 100 == 0 {
+            progress(update + 1, value);
+        }
+    }
+    // Held-out chunks from a stream the fit never drew from.
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 2));
+    let mut disagreements = Vec::new();
+    let mut heldout = 0.0;
+    for _ in 0..opts.calibration_batches {
+        let seq = batch_to_tensors(&replay.sample(batch, chunk, &mut rng)?, m.bit_depth, device, false);
+        let t = transitions(&model, &seq);
+        tch::no_grad(|| {
+            heldout += ensemble.loss(&t.features, &t.actions, &t.targets, &t.mask).double_value(&[])
+                / opts.calibration_batches as f64;
+            let d = ensemble.disagreement(&t.features, &t.actions);
+            let keep = t.mask.gt(0.5);
+            disagreements
+                .extend(Vec::<f64>::try_from(d.masked_select(&keep).to_kind(Kind::Double).to(Device::Cpu))?);
+            Ok::<(), Error>(())
+        })?;
+    }
+    disagreements.retain(|d| d.is_finite());
+    if disagreements.is_empty() {
+        return Err(Error::RunDir("no held-out transition to calibrate the ensemble on".into()));
+    }
+    disagreements.sort_by(f64::total_cmp);
+    let at = |q: f64| disagreements[((disagreements.len() - 1) as f64 * q).round() as usize];
+    let threshold = at(opts.quantile);
+    ensemble.calibrate(threshold)?;
+    let path = checkpoint.join(ENSEMBLE_FILE);
+    ensemble.save(&path)?;
+    Ok(FitReport {
+        checkpoint,
+        path,
+        shape,
+        first_loss: first,
+        last_loss: last,
+        heldout_loss: heldout,
+        median: at(0.5) / threshold,
+        p90: at(0.9) / threshold,
+        max: at(1.0) / threshold,
+        threshold,
+        transitions: disagreements.len(),
+    })
+}
+
+/// The ensemble fitted to the checkpoint in `checkpoint` for `model`, or an error that says
+/// how to fit one.
+pub fn load(checkpoint: &Path, model: &WorldModel) -> Result<Ensemble> {
+    let path = checkpoint.join(ENSEMBLE_FILE);
+    if !path.is_file() {
+        let run = checkpoint.parent().and_then(Path::parent).unwrap_or(checkpoint);
+        return Err(Error::RunDir(format!(
+            "planner.uncertainty_penalty needs the run's disagreement ensemble, and {} has none; fit it with \
+             `gradplan ensemble --run-dir {}` (about a minute on a CPU at the state scale), or set \
+             planner.uncertainty_penalty=0",
+            checkpoint.display(),
+            run.display()
+        )));
+    }
+    let m = &model.cfg;
+    let dims = EnsembleDims {
+        features: m.belief_size + m.state_size,
+        actions: model.action_dim,
+        state: m.state_size,
+    };
+    Ok(Ensemble::load(&path, dims, m.activation, model.device())?)
+}
