@@ -81,6 +81,17 @@ fn small(kind: PlannerKind, horizon: i64) -> PlannerConfig {
     }
 }
 
+/// Every model-based planner, with its defaults and `objective`.
+fn model_planners_with(objective: Objective) -> [PlannerConfig; 5] {
+    [
+        PlannerConfig::Cem(CemConfig { objective, ..Default::default() }),
+        PlannerConfig::RandomShooting(RandomShootingConfig { objective, ..Default::default() }),
+        PlannerConfig::GradMpc(GradMpcConfig { objective, ..Default::default() }),
+        PlannerConfig::Mppi(MppiConfig { objective, ..Default::default() }),
+        PlannerConfig::GradCem(GradCemConfig { objective, ..Default::default() }),
+    ]
+}
+
 fn flat(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap()
 }
@@ -277,13 +288,7 @@ fn planners_reach_the_optimum_of_the_penalised_objective() {
 fn a_penalty_needs_a_model_with_an_uncertainty() {
     let _rng = rng_lock();
     let objective = Objective { uncertainty_penalty: 1.0, ..Objective::default() };
-    let configs = [
-        PlannerConfig::Cem(CemConfig { objective, ..Default::default() }),
-        PlannerConfig::RandomShooting(RandomShootingConfig { objective, ..Default::default() }),
-        PlannerConfig::GradMpc(GradMpcConfig { objective, ..Default::default() }),
-        PlannerConfig::Mppi(MppiConfig { objective, ..Default::default() }),
-        PlannerConfig::GradCem(GradCemConfig { objective, ..Default::default() }),
-    ];
+    let configs = model_planners_with(objective);
     let lq = LinearQuadratic::example(Kind::Float);
     let start = lq.start(&LinearQuadratic::EXAMPLE_START);
     for config in &configs {
@@ -372,13 +377,7 @@ fn planners_follow_the_dynamics_device() {
 fn a_value_objective_needs_a_model_with_a_value() {
     let _rng = rng_lock();
     let objective = Objective::new(0.99, true);
-    let configs = [
-        PlannerConfig::Cem(CemConfig { objective, ..Default::default() }),
-        PlannerConfig::RandomShooting(RandomShootingConfig { objective, ..Default::default() }),
-        PlannerConfig::GradMpc(GradMpcConfig { objective, ..Default::default() }),
-        PlannerConfig::Mppi(MppiConfig { objective, ..Default::default() }),
-        PlannerConfig::GradCem(GradCemConfig { objective, ..Default::default() }),
-    ];
+    let configs = model_planners_with(objective);
     let lq = LinearQuadratic::example(Kind::Float);
     let start = lq.start(&LinearQuadratic::EXAMPLE_START);
     for config in &configs {

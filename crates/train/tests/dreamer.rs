@@ -3,26 +3,21 @@
 //! error for the policy planners on a PlaNet run. Its own test binary, so its draws from
 //! tch's global generator never interleave with another file's tests.
 
+mod common;
+
+use common::debug_config;
 use gradplan_config::RunConfig;
 use gradplan_train::{evaluate, Error, EvalOptions, RunOptions, Trainer};
 
 fn config(extra: &[&str]) -> RunConfig {
-    let mut overrides: Vec<String> = [
-        "env.task=native_pendulum-swingup",
-        "env.obs=state",
-        "env.episode_steps=100",
+    let small = [
         "train.total_env_steps=300",
-        "seed=7",
-        "threads=1",
         "dreamer.hidden=8",
         "dreamer.horizon=3",
         "dreamer.actor_layers=2",
         "dreamer.value_layers=2",
-    ]
-    .map(String::from)
-    .into();
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    RunConfig::resolve("debug", None, &overrides).unwrap()
+    ];
+    debug_config(&[&small[..], extra].concat())
 }
 
 fn opts(planner: &str, overrides: &[&str]) -> EvalOptions {

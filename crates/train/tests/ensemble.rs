@@ -2,23 +2,10 @@
 //! the checkpoint's weights and is reproducible, an evaluation with an uncertainty penalty
 //! plans with it, and every way of asking for one that does not exist is a clear error.
 
-use gradplan_config::RunConfig;
-use gradplan_train::{evaluate, fit_ensemble, EvalOptions, FitOptions, RunOptions, Trainer, ENSEMBLE_FILE};
+mod common;
 
-fn debug_config(extra: &[&str]) -> RunConfig {
-    let mut overrides: Vec<String> = [
-        "env.task=native_pendulum-swingup",
-        "env.obs=state",
-        "env.episode_steps=100",
-        "train.total_env_steps=400",
-        "seed=7",
-        "threads=1",
-    ]
-    .map(String::from)
-    .into();
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    RunConfig::resolve("debug", None, &overrides).unwrap()
-}
+use common::debug_config;
+use gradplan_train::{evaluate, fit_ensemble, EvalOptions, FitOptions, RunOptions, Trainer, ENSEMBLE_FILE};
 
 fn fit_opts(seed: u64) -> FitOptions {
     FitOptions { updates: 60, seed, threads: Some(1), ..FitOptions::default() }

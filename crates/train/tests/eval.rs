@@ -5,27 +5,14 @@
 //! Only one test here draws from tch's global generator, so the returns stay reproducible
 //! under `cargo test`'s threads as well as under nextest's processes.
 
+mod common;
+
+use common::debug_config;
 use gradplan_config::RunConfig;
 use gradplan_env::{Frame, Obs};
 use gradplan_train::eval::{EVAL_COLUMNS, EVAL_FILE};
 use gradplan_train::{evaluate, Decision, EvalOptions, Evaluator, RunOptions, Trainer};
 use std::path::Path;
-
-/// The debug preset with 50-decision episodes (4 episodes of 100 simulator steps).
-fn debug_config(extra: &[&str]) -> RunConfig {
-    let mut overrides: Vec<String> = [
-        "env.task=native_pendulum-swingup",
-        "env.obs=state",
-        "env.episode_steps=100",
-        "train.total_env_steps=400",
-        "seed=7",
-        "threads=1",
-    ]
-    .map(String::from)
-    .into();
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    RunConfig::resolve("debug", None, &overrides).unwrap()
-}
 
 fn opts(planner: &str, overrides: &[&str], seed: u64) -> EvalOptions {
     EvalOptions {
