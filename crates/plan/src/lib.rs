@@ -247,11 +247,9 @@ impl Objective {
             ));
         }
         if self.uncertainty_penalty > 0.0 {
-            let probe =
-                Tensor::zeros([1, dynamics.action_dim()], (Kind::Float, dynamics.action_low().device()));
-            if tch::no_grad(|| dynamics.uncertainty(state, &probe.to_kind(dynamics.action_low().kind())))
-                .is_none()
-            {
+            let low = dynamics.action_low();
+            let probe = Tensor::zeros([1, dynamics.action_dim()], (low.kind(), low.device()));
+            if tch::no_grad(|| dynamics.uncertainty(state, &probe)).is_none() {
                 return Err(Error::NoUncertainty(self.uncertainty_penalty));
             }
         }
