@@ -278,6 +278,9 @@ pub struct PlannerConfig {
     /// transition beyond the edge of its training data (every model-based planner's
     /// objective), 0. Above 0 it needs the run's ensemble (`gradplan ensemble`).
     pub uncertainty_penalty: f64,
+    /// Grad-MPC: σ_n, std of the noise on the actions of each of the S imaginations (R
+    /// expected under execution noise), 0.
+    pub smoothing_std: f64,
     /// λ, MPPI temperature, in units of predicted return, 1. Scale-dependent: lower it for
     /// tasks whose returns over the horizon are small.
     pub mppi_temperature: f64,
@@ -326,6 +329,7 @@ impl Default for PlannerConfig {
             trust_region: None,
             selection_lcb: None,
             uncertainty_penalty: 0.0,
+            smoothing_std: 0.0,
             mppi_temperature: 1.0,
             mppi_noise_std: 1.0,
             mppi_refit_std: true,
@@ -419,6 +423,9 @@ impl PlannerConfig {
         }
         if self.selection_lcb.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
             return Err(invalid("planner.selection_lcb", "must be a non-negative number (0: the mean)"));
+        }
+        if !(self.smoothing_std.is_finite() && self.smoothing_std >= 0.0) {
+            return Err(invalid("planner.smoothing_std", "must be a non-negative number (0: off)"));
         }
         if !(self.uncertainty_penalty.is_finite() && self.uncertainty_penalty >= 0.0) {
             return Err(invalid("planner.uncertainty_penalty", "must be a non-negative number (0: off)"));
@@ -1029,6 +1036,15 @@ mod tests {
         let ok = run.overridden(None, &["planner.uncertainty_penalty=0.3".into()]).unwrap();
         assert_eq!(ok.uncertainty_penalty, 0.3);
         assert_eq!(run.differences(&ok).unwrap(), "uncertainty_penalty=0.3");
+        // σ_n: the same rule.
+        assert_eq!(run.smoothing_std, 0.0);
+        for bad in ["-0.1", "nan", "inf"] {
+            let err =
+                run.overridden(None, &[format!("planner.smoothing_std={bad}")]).unwrap_err().to_string();
+            assert!(err.contains("planner.smoothing_std"), "{bad}: {err}");
+        }
+        let ok = run.overridden(None, &["planner.smoothing_std=0.3".into()]).unwrap();
+        assert_eq!(run.differences(&ok).unwrap(), "smoothing_std=0.3");
     }
 
     #[test]

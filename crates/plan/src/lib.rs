@@ -173,18 +173,24 @@ pub struct Objective {
     /// λ, reward per step taken away per unit of uncertainty beyond the data's edge. Default
     /// 0 (the paper's objective); > 0 needs dynamics with an uncertainty.
     pub uncertainty_penalty: f64,
+    /// σ_n, std of Gaussian noise added to the actions of every imagination that
+    /// [`Objective::expected_returns`] and [`Objective::sampled_returns`] roll out (clamped
+    /// to the action box): R is then the return expected under execution noise, a smoothed
+    /// objective whose narrow peaks (plans the model over-rates only at one exact action)
+    /// are averaged away. [`Objective::returns`] never perturbs. Default 0.
+    pub action_noise: f64,
 }
 
 impl Default for Objective {
     fn default() -> Self {
-        Objective { discount: 1.0, use_value: false, uncertainty_penalty: 0.0 }
+        Objective { discount: 1.0, use_value: false, uncertainty_penalty: 0.0, action_noise: 0.0 }
     }
 }
 
 impl Objective {
     /// The paper's objective (no uncertainty penalty) with this discount and terminal value.
     pub fn new(discount: f64, use_value: bool) -> Objective {
-        Objective { discount, use_value, uncertainty_penalty: 0.0 }
+        Objective { discount, use_value, uncertainty_penalty: 0.0, action_noise: 0.0 }
     }
 
     /// R of every candidate under this objective.
@@ -209,7 +215,7 @@ impl Objective {
         actions: &Tensor,
         samples: i64,
     ) -> Tensor {
-        if samples <= 1 {
+        if samples <= 1 && self.action_noise == 0.0 {
             return self.returns(dynamics, state, actions);
         }
         self.sampled_returns(dynamics, state, actions, samples).mean_dim(0, false, None)
@@ -226,12 +232,18 @@ impl Objective {
         actions: &Tensor,
         samples: i64,
     ) -> Tensor {
-        if samples <= 1 {
+        if samples <= 1 && self.action_noise == 0.0 {
             return self.returns(dynamics, state, actions).unsqueeze(0);
         }
-        let j = actions.size()[1];
+        let (j, samples) = (actions.size()[1], samples.max(1));
         // [H, S·J, A]: copy s of candidate j sits at s·J + j.
-        let repeated = actions.repeat([1, samples, 1]);
+        let mut repeated = actions.repeat([1, samples, 1]);
+        if self.action_noise > 0.0 {
+            let noise =
+                Tensor::randn(repeated.size(), (repeated.kind(), repeated.device())) * self.action_noise;
+            let (low, high) = (dynamics.action_low(), dynamics.action_high());
+            repeated = (repeated + noise).clamp_tensor(Some(&low), Some(&high));
+        }
         self.returns(dynamics, state, &repeated).view([samples, j])
     }
 
@@ -244,6 +256,12 @@ impl Objective {
             return Err(config_error(
                 "objective",
                 format!("uncertainty_penalty λ must be finite and >= 0, got {}", self.uncertainty_penalty),
+            ));
+        }
+        if !(self.action_noise.is_finite() && self.action_noise >= 0.0) {
+            return Err(config_error(
+                "objective",
+                format!("action_noise σ_n must be finite and >= 0, got {}", self.action_noise),
             ));
         }
         if self.uncertainty_penalty > 0.0 {

@@ -40,7 +40,11 @@ impl PlannerConfig {
                 init_std,
                 objective,
             }),
-            PlannerKind::GradMpc => PlannerConfig::GradMpc(grad_mpc(p, objective, init_std)),
+            PlannerKind::GradMpc => PlannerConfig::GradMpc(grad_mpc(
+                p,
+                Objective { action_noise: p.smoothing_std, ..objective },
+                init_std,
+            )),
             PlannerKind::Mppi => PlannerConfig::Mppi(MppiConfig {
                 horizon: h,
                 iterations: i,
@@ -200,6 +204,7 @@ mod tests {
             trust_region: Some(1.5),
             selection_lcb: Some(0.5),
             uncertainty_penalty: 2.5,
+            smoothing_std: 0.2,
             discount: 0.9,
             ..settings(PlannerKind::GradMpc)
         };
@@ -223,7 +228,11 @@ mod tests {
             selection: Selection::Best,
             trust_region: Some(1.5),
             selection_lcb: Some(0.5),
-            objective: Objective { uncertainty_penalty: 2.5, ..Objective::new(0.9, false) },
+            objective: Objective {
+                uncertainty_penalty: 2.5,
+                action_noise: 0.2,
+                ..Objective::new(0.9, false)
+            },
         };
         assert_eq!(c, want);
         // κ = inf (TOML `inf`) turns the region off.
@@ -270,6 +279,7 @@ mod tests {
             hybrid_candidates: 4,
             hybrid_noise: 0.1,
             uncertainty_penalty: 0.5,
+            smoothing_std: 0.4, // Grad-MPC's alone: no other planner's objective perturbs
             ..Settings::default()
         };
         let of = |kind| PlannerConfig::from_settings(&Settings { kind, ..base.clone() }, 0.95);

@@ -305,6 +305,73 @@ fn a_penalty_needs_a_model_with_an_uncertainty() {
 }
 
 #[test]
+fn action_noise_perturbs_each_imagination_inside_the_box() {
+    let _rng = rng_lock();
+    let lq = Audited::new(LinearQuadratic::example(Kind::Double).with_bounds(-0.5, 0.5));
+    let x0 = LinearQuadratic::EXAMPLE_START;
+    let start = lq.inner.start(&x0);
+    tch::manual_seed(5);
+    let actions = (Tensor::rand([4, 3, 2], (Kind::Double, Device::Cpu)) - 0.5) * 0.9; // inside
+    let plain = Objective::default();
+    let noisy = Objective { action_noise: 0.3, ..plain };
+    // Every perturbed copy stays in the box; S copies of each candidate are rolled out.
+    let sampled = noisy.sampled_returns(&lq, &start, &actions, 4);
+    assert_eq!(sampled.size(), [4, 3]);
+    assert_eq!(lq.out_of_bounds(), 0);
+    assert_eq!(lq.candidate_steps(), 4 * 3 * 4);
+    // Even S = 1 is a perturbed draw: two calls differ, and neither is the plain return.
+    let (a, b) =
+        (noisy.expected_returns(&lq, &start, &actions, 1), noisy.expected_returns(&lq, &start, &actions, 1));
+    assert!(!a.allclose(&b, 1e-12, 1e-12, false));
+    assert!(!a.allclose(&plain.returns(&lq, &start, &actions), 1e-12, 1e-12, false));
+    // As σ_n → 0 it is the plain return; `returns` never perturbs.
+    let tiny = Objective { action_noise: 1e-9, ..plain };
+    assert!(tiny.expected_returns(&lq, &start, &actions, 3).allclose(
+        &plain.returns(&lq, &start, &actions),
+        1e-6,
+        1e-6,
+        false
+    ));
+    assert!(noisy.returns(&lq, &start, &actions).equal(&plain.returns(&lq, &start, &actions)));
+    let bad = Objective { action_noise: -0.1, ..plain };
+    let err = PlannerConfig::GradMpc(GradMpcConfig { objective: bad, ..Default::default() })
+        .init()
+        .plan(&lq.inner, &start)
+        .unwrap_err();
+    assert!(err.to_string().contains("action_noise"), "{err}");
+}
+
+#[test]
+fn grad_mpc_under_action_noise_still_reaches_the_lq_optimum() {
+    let _rng = rng_lock();
+    // For a quadratic return, E[R(a + ε)] = R(a) − σ² tr(M): the same maximiser, so the
+    // smoothed ascent must find the plain optimum (away from the box, which the optimum is).
+    let lq = LinearQuadratic::example(Kind::Float);
+    let x0 = LinearQuadratic::EXAMPLE_START;
+    let optimum = lq.optimum(&x0, 6, Objective::default());
+    let config = GradMpcConfig {
+        horizon: 6,
+        candidates: 8,
+        iterations: 400,
+        learning_rate: 0.01,
+        optimizer: ActionOptimizer::Adam,
+        imagination_samples: 16,
+        objective: Objective { action_noise: 0.05, ..Objective::default() },
+        ..Default::default()
+    };
+    tch::manual_seed(0);
+    let plan = PlannerConfig::GradMpc(config).init().plan(&lq, &lq.start(&x0)).unwrap();
+    let seq = flat(&plan.sequence);
+    let achieved = lq.simulate_return(&x0, &seq, Objective::default());
+    let gap = (optimum.ret - achieved) / optimum.ret.abs();
+    let first =
+        plan.action.iter().zip(&optimum.actions).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+    eprintln!("smoothed Grad-MPC: gap {gap:.1e}, first action off by {first:.1e}");
+    assert!(gap < 1e-3, "gap {gap:e}");
+    assert!(first < 3e-2, "first action {:?} vs {:?}", plan.action, &optimum.actions[..2]);
+}
+
+#[test]
 fn no_candidate_ever_leaves_tight_bounds_and_steps_are_counted() {
     let _rng = rng_lock();
     // The unconstrained optimum has |a*| ≈ 0.7, so [−0.1, 0.1] binds and pushes every planner
