@@ -278,8 +278,8 @@ pub struct PlannerConfig {
     /// transition beyond the edge of its training data (every model-based planner's
     /// objective), 0. Above 0 it needs the run's ensemble (`gradplan ensemble`).
     pub uncertainty_penalty: f64,
-    /// Grad-MPC: σ_n, std of the noise on the actions of each of the S imaginations (R
-    /// expected under execution noise), 0.
+    /// Grad-MPC: σ_n, std of the noise on the actions of every imagination it scores (the
+    /// screen's rounds, the ascent and the selection: R expected under execution noise), 0.
     pub smoothing_std: f64,
     /// λ, MPPI temperature, in units of predicted return, 1. Scale-dependent: lower it for
     /// tasks whose returns over the horizon are small.
