@@ -26,7 +26,7 @@ pub struct EnsembleArgs {
     updates: usize,
     #[arg(long, default_value_t = FitOptions::default().learning_rate)]
     learning_rate: f64,
-    /// The quantile of held-out disagreement that is the data's edge (u = 1): only
+    /// The quantile of the replay's disagreement that is the data's edge (u = 1): only
     /// transitions beyond it are penalised.
     #[arg(long, default_value_t = FitOptions::default().quantile)]
     quantile: f64,
@@ -58,17 +58,17 @@ pub fn ensemble(args: &EnsembleArgs) -> Result<()> {
     })?;
     let s = report.shape;
     println!(
-        "ensemble of {} members ({} × {} hidden) fitted to {}: loss {:.5} → {:.5} (held out {:.5})",
+        "ensemble of {} members ({} × {} hidden) fitted to {}: loss {:.5} → {:.5} (on fresh replay chunks {:.5})",
         s.members,
         s.layers,
         s.hidden,
         report.checkpoint.display(),
         report.first_loss,
         report.last_loss,
-        report.heldout_loss
+        report.calibration_loss
     );
     println!(
-        "held-out disagreement over {} transitions, in units of the edge d_q = {:.3e} (quantile {}): median {:.2}, \
+        "the replay's disagreement over {} fresh transitions, in units of the edge d_q = {:.3e} (quantile {}): median {:.2}, \
          90% {:.2}, max {:.2}",
         report.transitions, report.threshold, args.quantile, report.median, report.p90, report.max
     );

@@ -297,7 +297,10 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     let out = gradplan(&["ensemble", "--run-dir", run_arg, "--updates", "30", "--threads", "1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let fitted = text(&out.stdout);
-    assert!(fitted.contains("ensemble of 5 members") && fitted.contains("held-out disagreement"), "{fitted}");
+    assert!(
+        fitted.contains("ensemble of 5 members") && fitted.contains("the replay's disagreement"),
+        "{fitted}"
+    );
     assert!(run.join("checkpoints/ep-000004/ensemble.safetensors").is_file(), "{fitted}");
     let out = gradplan(&[&penalised[..], &["--trace", trace_arg]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -16,7 +16,7 @@
 //!
 //! The members are stored as batched weights, so one `matmul` runs all K of them:
 //! `layers.{i}.weight [K, in, out]`, `layers.{i}.bias [K, 1, out]`, and `threshold []`, the
-//! disagreement the fit calibrated (a high quantile over held-out replay transitions), which
+//! disagreement the fit calibrated (a high quantile over fresh samples of the replay's transitions), which
 //! makes the penalty's units the same on every task. The file describes its own shape.
 
 use crate::nn::activate;

@@ -4,8 +4,9 @@
 //! For each sampled chunk the frozen model filters the observations; every transition
 //! `(h_t, s_t, a_{t+1}) → E_q[s_{t+1}]` that does not cross an episode start is a training
 //! pair (`a_{t+1}` is the action that led to `o_{t+1}`, the replay's convention). After the
-//! updates, the disagreement of fresh held-out chunks (another random stream) calibrates the
-//! threshold: its `quantile` is the edge of the data, u = 1. The file lands in the checkpoint
+//! updates, the disagreement on fresh chunks of the same replay (another random stream; the
+//! replay is the data, so these are not held out from it) calibrates the threshold: its
+//! `quantile` is the edge of the data, u = 1. The file lands in the checkpoint
 //! directory it belongs to (`ensemble.safetensors`, written atomically), so an evaluation
 //! finds it beside the weights it was fitted to, and a later checkpoint has none until it is
 //! fitted again.
@@ -37,9 +38,9 @@ pub struct FitOptions {
     /// `train.chunk_length`.
     pub updates: usize,
     pub learning_rate: f64,
-    /// The quantile of held-out disagreement that becomes u = 1, in (0, 1).
+    /// The quantile of the replay's disagreement that becomes u = 1, in (0, 1).
     pub quantile: f64,
-    /// Held-out batches the threshold is measured on.
+    /// Fresh replay batches the threshold is measured on.
     pub calibration_batches: usize,
     pub seed: u64,
     /// `cpu`, `cuda` or `cuda:N`; `None` keeps the run's.
@@ -76,9 +77,9 @@ pub struct FitReport {
     /// Mean member loss over the first and the last tenth of the updates.
     pub first_loss: f64,
     pub last_loss: f64,
-    /// Mean member loss on the held-out transitions.
-    pub heldout_loss: f64,
-    /// Held-out disagreement at the 50th and 90th percentiles and its maximum, in units of
+    /// Mean member loss on the calibration transitions.
+    pub calibration_loss: f64,
+    /// The calibration transitions' disagreement at the 50th and 90th percentiles and its maximum, in units of
     /// the threshold (so the threshold itself is 1).
     pub median: f64,
     pub p90: f64,
@@ -203,15 +204,15 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
             progress(update + 1, value);
         }
     }
-    // Held-out chunks from a stream the fit never drew from.
+    // Fresh chunks, from a stream the fit never drew from.
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 2));
     let mut disagreements = Vec::new();
-    let mut heldout = 0.0;
+    let mut calibration = 0.0;
     for _ in 0..opts.calibration_batches {
         let seq = batch_to_tensors(&replay.sample(batch, chunk, &mut rng)?, m.bit_depth, device, false);
         let t = transitions(&model, &seq);
         tch::no_grad(|| {
-            heldout += ensemble.loss(&t.features, &t.actions, &t.targets, &t.mask).double_value(&[])
+            calibration += ensemble.loss(&t.features, &t.actions, &t.targets, &t.mask).double_value(&[])
                 / opts.calibration_batches as f64;
             let d = ensemble.disagreement(&t.features, &t.actions);
             let keep = t.mask.gt(0.5);
@@ -222,7 +223,7 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
     }
     disagreements.retain(|d| d.is_finite());
     if disagreements.is_empty() {
-        return Err(Error::RunDir("no held-out transition to calibrate the ensemble on".into()));
+        return Err(Error::RunDir("no replay transition to calibrate the ensemble on".into()));
     }
     disagreements.sort_by(f64::total_cmp);
     let at = |q: f64| disagreements[((disagreements.len() - 1) as f64 * q).round() as usize];
@@ -236,7 +237,7 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
         shape,
         first_loss: first,
         last_loss: last,
-        heldout_loss: heldout,
+        calibration_loss: calibration,
         median: at(0.5) / threshold,
         p90: at(0.9) / threshold,
         max: at(1.0) / threshold,

@@ -84,7 +84,7 @@ pub(crate) enum Stream {
     Eval = 7,
     /// The loss evaluated before a checkpoint is written, to check the weights are usable.
     Check = 8,
-    /// `gradplan ensemble`: its initialisation, training chunks and held-out chunks.
+    /// `gradplan ensemble`: its initialisation, training chunks and calibration chunks.
     Ensemble = 9,
 }
 
