@@ -165,7 +165,12 @@ pub fn named_variables(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
 /// Copies a safetensors file's tensors into the variables of `vs`, which must hold exactly
 /// the same names and shapes.
 pub fn load_into_var_store(vs: &tch::nn::VarStore, path: &Path) -> Result<()> {
-    let loaded = load_safetensors(path, vs.device())?;
+    copy_into_var_store(vs, load_safetensors(path, vs.device())?, path)
+}
+
+/// [`load_into_var_store`] for tensors already read from `path` (named in errors), for a
+/// caller that reads the file's shapes first.
+pub fn copy_into_var_store(vs: &tch::nn::VarStore, loaded: Vec<(String, Tensor)>, path: &Path) -> Result<()> {
     let mut vars = vs.variables();
     let mismatch = |detail: String| Error::Mismatch { path: path.to_owned(), detail };
     if loaded.len() != vars.len() {

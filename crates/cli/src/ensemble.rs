@@ -30,6 +30,9 @@ pub struct EnsembleArgs {
     /// transitions beyond it are penalised.
     #[arg(long, default_value_t = FitOptions::default().quantile)]
     quantile: f64,
+    /// Batches of fresh replay chunks the quantile is measured on.
+    #[arg(long, default_value_t = FitOptions::default().calibration_batches)]
+    calibration_batches: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// cpu, cuda or cuda:N (default: the run's).
@@ -48,10 +51,10 @@ pub fn ensemble(args: &EnsembleArgs) -> Result<()> {
         updates: args.updates,
         learning_rate: args.learning_rate,
         quantile: args.quantile,
+        calibration_batches: args.calibration_batches,
         seed: args.seed,
         device: args.device.clone(),
         threads: args.threads,
-        ..FitOptions::default()
     };
     let report = fit_ensemble(&args.run_dir, &opts, &mut |update, loss| {
         eprintln!("update {update:>6} | loss {loss:.5}");

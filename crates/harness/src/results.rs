@@ -507,8 +507,9 @@ fn paired_section(s: &mut String, protocol: &Protocol, c: &Collected) {
             for t in tally.iter_mut() {
                 let p = t.planner;
                 if let Some(d) = Paired::of(&base, &c.cell(task, trained, p)) {
-                    (t.ahead, t.behind, t.rows) =
-                        (t.ahead + d.models_ahead, t.behind + d.models_behind, t.rows + 1);
+                    t.ahead += d.models_ahead;
+                    t.behind += d.models_behind;
+                    t.rows += 1;
                     let ci = d.ci95.map_or("—".into(), |h| {
                         format!("[{:+.1}, {:+.1}]", d.mean_diff - h, d.mean_diff + h)
                     });

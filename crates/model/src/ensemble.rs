@@ -20,7 +20,7 @@
 //! makes the penalty's units the same on every task. The file describes its own shape.
 
 use crate::nn::activate;
-use crate::{Error, Result};
+use crate::{Error, Result, WorldModel};
 use gradplan_config::Activation;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -56,20 +56,12 @@ pub struct Ensemble {
     layers: Vec<Layer>,
     threshold: Tensor,
     shape: EnsembleShape,
-    /// `[h, s]` size, belief + state.
-    feature_dim: i64,
-    action_dim: i64,
-    /// The target's size, S.
-    state_dim: i64,
     act: Activation,
 }
 
 impl std::fmt::Debug for Ensemble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ensemble")
-            .field("shape", &self.shape)
-            .field("feature_dim", &self.feature_dim)
-            .finish()
+        f.debug_struct("Ensemble").field("shape", &self.shape).finish()
     }
 }
 
@@ -82,6 +74,18 @@ pub struct EnsembleDims {
     pub actions: i64,
     /// S, the stochastic state's size (the prediction target).
     pub state: i64,
+}
+
+impl EnsembleDims {
+    /// The sizes of `model`'s transitions.
+    pub fn of(model: &WorldModel) -> EnsembleDims {
+        let m = &model.cfg;
+        EnsembleDims {
+            features: m.belief_size + m.state_size,
+            actions: model.action_dim,
+            state: m.state_size,
+        }
+    }
 }
 
 impl Ensemble {
@@ -119,25 +123,11 @@ impl Ensemble {
             })
             .collect();
         let threshold = root.ones_no_train("threshold", &[]);
-        Ok(Ensemble {
-            vs,
-            layers,
-            threshold,
-            shape,
-            feature_dim: dims.features,
-            action_dim: dims.actions,
-            state_dim: dims.state,
-            act,
-        })
+        Ok(Ensemble { vs, layers, threshold, shape, act })
     }
 
     pub fn shape(&self) -> EnsembleShape {
         self.shape
-    }
-
-    /// The trainable weights (the threshold is not one).
-    pub fn trainable(&self) -> Vec<Tensor> {
-        self.layers.iter().flat_map(|l| [l.weight.shallow_clone(), l.bias.shallow_clone()]).collect()
     }
 
     pub fn var_store(&self) -> &nn::VarStore {
@@ -213,7 +203,7 @@ impl Ensemble {
     /// Reads an ensemble written by [`Ensemble::save`] for a model of these dimensions; its
     /// shape comes from the file, and a file for another model is refused.
     pub fn load(path: &Path, dims: EnsembleDims, act: Activation, device: Device) -> Result<Ensemble> {
-        let tensors = gradplan_backend::load_safetensors(path, Device::Cpu)?;
+        let tensors = gradplan_backend::load_safetensors(path, device)?;
         let size = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
         let mismatch = |detail: String| {
             Error::Unsupported(format!(
@@ -228,16 +218,12 @@ impl Ensemble {
         }
         let shape = EnsembleShape { members: first[0], hidden: first[2], layers: depth - 1 };
         let ensemble = Ensemble::new(shape, dims, act, device).map_err(|e| mismatch(e.to_string()))?;
-        gradplan_backend::load_into_var_store(&ensemble.vs, path).map_err(|e| mismatch(e.to_string()))?;
+        gradplan_backend::copy_into_var_store(&ensemble.vs, tensors, path)
+            .map_err(|e| mismatch(e.to_string()))?;
         if !(ensemble.threshold() > 0.0 && ensemble.threshold().is_finite()) {
             return Err(mismatch(format!("its threshold is {}", ensemble.threshold())));
         }
         Ok(ensemble)
-    }
-
-    /// `(features, actions, state)` sizes it was built for.
-    pub fn dims(&self) -> EnsembleDims {
-        EnsembleDims { features: self.feature_dim, actions: self.action_dim, state: self.state_dim }
     }
 }
 

@@ -215,7 +215,7 @@ impl Objective {
         actions: &Tensor,
         samples: i64,
     ) -> Tensor {
-        if samples <= 1 && self.action_noise == 0.0 {
+        if self.one_plain_rollout(samples) {
             return self.returns(dynamics, state, actions);
         }
         self.sampled_returns(dynamics, state, actions, samples).mean_dim(0, false, None)
@@ -232,7 +232,7 @@ impl Objective {
         actions: &Tensor,
         samples: i64,
     ) -> Tensor {
-        if samples <= 1 && self.action_noise == 0.0 {
+        if self.one_plain_rollout(samples) {
             return self.returns(dynamics, state, actions).unsqueeze(0);
         }
         let (j, samples) = (actions.size()[1], samples.max(1));
@@ -245,6 +245,11 @@ impl Objective {
             repeated = (repeated + noise).clamp_tensor(Some(&low), Some(&high));
         }
         self.returns(dynamics, state, &repeated).view([samples, j])
+    }
+
+    /// S ≤ 1 imaginations without action noise: one unperturbed rollout, [`Objective::returns`].
+    fn one_plain_rollout(&self, samples: i64) -> bool {
+        samples <= 1 && self.action_noise == 0.0
     }
 
     /// Fails early, on the `[1, ...]` start state, when a value is asked of a model without one.

@@ -23,6 +23,26 @@ pub(crate) fn assert_near_optimum(
     rel_gap: f64,
     action_tol: f64,
 ) {
+    let achieved = assert_achieves(name, lq, x0, plan, optimum, rel_gap, action_tol);
+    // The reported return is the model's return of the reported sequence.
+    assert!(
+        (plan.predicted_return - achieved).abs() < 1e-4 * achieved.abs().max(1.0),
+        "{name}: predicted {} vs simulated {achieved}",
+        plan.predicted_return
+    );
+}
+
+/// [`assert_near_optimum`] without the check of the planner's own prediction (for
+/// objectives other than `lq`'s plain return); returns the achieved R.
+pub(crate) fn assert_achieves(
+    name: &str,
+    lq: &LinearQuadratic,
+    x0: &[f64],
+    plan: &Plan,
+    optimum: &LqOptimum,
+    rel_gap: f64,
+    action_tol: f64,
+) -> f64 {
     let sequence = Vec::<f64>::try_from(plan.sequence.to_kind(Kind::Double).flatten(0, -1)).unwrap();
     let achieved = lq.simulate_return(x0, &sequence, Objective::default());
     let gap = (optimum.ret - achieved) / optimum.ret.abs();
@@ -36,12 +56,7 @@ pub(crate) fn assert_near_optimum(
     assert!(gap > -1e-5, "{name} beats the optimum: {achieved} > {}", optimum.ret);
     assert!(gap < rel_gap, "{name}: relative gap {gap:.2e} to R* = {} (R = {achieved})", optimum.ret);
     assert!(first < action_tol, "{name}: first action {:?} vs {:?}", plan.action, &optimum.actions[..2]);
-    // The reported return is the model's return of the reported sequence.
-    assert!(
-        (plan.predicted_return - achieved).abs() < 1e-4 * achieved.abs().max(1.0),
-        "{name}: predicted {} vs simulated {achieved}",
-        plan.predicted_return
-    );
+    achieved
 }
 
 /// Small, fast settings of each planner.
@@ -259,27 +274,13 @@ fn planners_reach_the_optimum_of_the_penalised_objective() {
         }),
         PlannerConfig::Cem(CemConfig { horizon, objective, ..Default::default() }),
     ];
-    let want = optimum.ret + lambda * horizon as f64;
     for config in configs {
         tch::manual_seed(0);
         let plan = config.init().plan(&lq, &lq.start(&x0)).unwrap();
-        let seq = flat(&plan.sequence);
-        let achieved = shifted.simulate_return(&x0, &seq, Objective::default()) + lambda * horizon as f64;
-        let gap = (want - achieved) / want.abs();
-        let first =
-            plan.action.iter().zip(&optimum.actions).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-        eprintln!(
-            "{}: R* = {want:.6}, R = {achieved:.6}, gap {gap:.1e}, first action off by {first:.1e}",
-            config.kind()
-        );
-        assert!(gap < 1e-3 && gap > -1e-5, "{}: gap {gap:e}", config.kind());
-        assert!(
-            first < 2e-2,
-            "{}: first action {:?} vs {:?}",
-            config.kind(),
-            plan.action,
-            &optimum.actions[..2]
-        );
+        let name = config.kind().to_string();
+        // The penalised return is the shifted problem's plus λH.
+        let achieved =
+            assert_achieves(&name, &shifted, &x0, &plan, &optimum, 1e-3, 2e-2) + lambda * horizon as f64;
         assert!((plan.predicted_return - achieved).abs() < 1e-3, "{} vs {achieved}", plan.predicted_return);
     }
 }
@@ -361,14 +362,8 @@ fn grad_mpc_under_action_noise_still_reaches_the_lq_optimum() {
     };
     tch::manual_seed(0);
     let plan = PlannerConfig::GradMpc(config).init().plan(&lq, &lq.start(&x0)).unwrap();
-    let seq = flat(&plan.sequence);
-    let achieved = lq.simulate_return(&x0, &seq, Objective::default());
-    let gap = (optimum.ret - achieved) / optimum.ret.abs();
-    let first =
-        plan.action.iter().zip(&optimum.actions).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-    eprintln!("smoothed Grad-MPC: gap {gap:.1e}, first action off by {first:.1e}");
-    assert!(gap < 1e-3, "gap {gap:e}");
-    assert!(first < 3e-2, "first action {:?} vs {:?}", plan.action, &optimum.actions[..2]);
+    // Its own prediction is the noisy return, below R*: only the plan is checked.
+    assert_achieves("smoothed Grad-MPC", &lq, &x0, &plan, &optimum, 1e-3, 3e-2);
 }
 
 #[test]

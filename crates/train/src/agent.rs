@@ -121,7 +121,8 @@ impl Agent {
     }
 
     /// [`Agent::new`] with the disagreement ensemble fitted to `model`, which a planner
-    /// with `planner.uncertainty_penalty` > 0 needs (refused here without one).
+    /// with `planner.uncertainty_penalty` > 0 needs (its objective refuses to plan without
+    /// one, [`gradplan_plan::Error::NoUncertainty`]).
     pub fn with_ensemble(
         model: Rc<WorldModel>,
         behavior: Option<Rc<Behavior>>,
@@ -130,9 +131,6 @@ impl Agent {
         dreamer: &DreamerConfig,
         action_spec: ActionSpec,
     ) -> Result<Agent> {
-        if planner.uncertainty_penalty > 0.0 && ensemble.is_none() {
-            return Err(gradplan_plan::Error::NoUncertainty(planner.uncertainty_penalty).into());
-        }
         let mut dynamics = ModelDynamics::new(
             model.clone(),
             behavior,

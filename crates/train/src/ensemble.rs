@@ -169,8 +169,7 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
     let mut model = WorldModel::new(&cfg.model, obs_shape(replay.obs_spec()), action_dim, device)?;
     model.load(&checkpoint.join(MODEL_FILE))?;
     let m = &cfg.model;
-    let dims =
-        EnsembleDims { features: m.belief_size + m.state_size, actions: action_dim, state: m.state_size };
+    let dims = EnsembleDims::of(&model);
     let shape = EnsembleShape {
         members: opts.members,
         hidden: opts.hidden.unwrap_or(m.hidden_size),
@@ -246,25 +245,23 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
     })
 }
 
-/// The ensemble fitted to the checkpoint in `checkpoint` for `model`, or an error that says
-/// how to fit one.
-pub fn load(checkpoint: &Path, model: &WorldModel) -> Result<Ensemble> {
+/// The ensemble fitted to the checkpoint in `checkpoint` for `model`; `None` when it has none.
+pub fn load(checkpoint: &Path, model: &WorldModel) -> Result<Option<Ensemble>> {
     let path = checkpoint.join(ENSEMBLE_FILE);
     if !path.is_file() {
-        let run = checkpoint.parent().and_then(Path::parent).unwrap_or(checkpoint);
-        return Err(Error::RunDir(format!(
-            "planner.uncertainty_penalty needs the run's disagreement ensemble, and {} has none; fit it with \
-             `gradplan ensemble --run-dir {}` (about a minute on a CPU at the state scale), or set \
-             planner.uncertainty_penalty=0",
-            checkpoint.display(),
-            run.display()
-        )));
+        return Ok(None);
     }
-    let m = &model.cfg;
-    let dims = EnsembleDims {
-        features: m.belief_size + m.state_size,
-        actions: model.action_dim,
-        state: m.state_size,
-    };
-    Ok(Ensemble::load(&path, dims, m.activation, model.device())?)
+    Ok(Some(Ensemble::load(&path, EnsembleDims::of(model), model.cfg.activation, model.device())?))
+}
+
+/// The error for a penalty asked of a checkpoint without an ensemble: how to fit one.
+pub fn missing(checkpoint: &Path) -> Error {
+    let run = checkpoint.parent().and_then(Path::parent).unwrap_or(checkpoint);
+    Error::RunDir(format!(
+        "planner.uncertainty_penalty needs the run's disagreement ensemble, and {} has none; fit it with \
+         `gradplan ensemble --run-dir {}` (18 s on one core at the state scale), or set \
+         planner.uncertainty_penalty=0",
+        checkpoint.display(),
+        run.display()
+    ))
 }

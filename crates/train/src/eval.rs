@@ -155,11 +155,10 @@ impl Evaluator {
         }
         // The checkpoint's ensemble comes with its weights when it has one (the trace reports
         // u); a penalty without one is refused with how to fit it.
-        let fitted = run.checkpoint.join(crate::ensemble::ENSEMBLE_FILE).is_file();
-        let ensemble = match planner.uncertainty_penalty > 0.0 || fitted {
-            true => Some(Rc::new(crate::ensemble::load(&run.checkpoint, &run.model)?)),
-            false => None,
-        };
+        let ensemble = crate::ensemble::load(&run.checkpoint, &run.model)?.map(Rc::new);
+        if planner.uncertainty_penalty > 0.0 && ensemble.is_none() {
+            return Err(crate::ensemble::missing(&run.checkpoint));
+        }
         let agent =
             Agent::with_ensemble(run.model, run.behavior, ensemble, &planner, &cfg.dreamer, run.action_spec)?;
         let (checkpoint, counters, env) = (run.checkpoint, run.counters, run.env);

@@ -79,9 +79,7 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     let mut dynamics =
         ModelDynamics::new(model.clone(), None, cfg.planner.sample_imagined, &spec.low, &spec.high);
     // The checkpoint's ensemble, for `--set planner.uncertainty_penalty=λ` (as in eval).
-    if ckpt.join(crate::ensemble::ENSEMBLE_FILE).is_file() {
-        dynamics.ensemble = Some(Rc::new(crate::ensemble::load(&ckpt, &model)?));
-    }
+    dynamics.ensemble = crate::ensemble::load(&ckpt, &model)?.map(Rc::new);
     // Every plan is re-scored the same way: the prior-mean rollout of its action sequence.
     // Planners' own `predicted_return` is one noisy sample, and for the ones that pick the
     // best of many noisy candidates (random shooting, Grad-MPC) it is biased upwards.
