@@ -1,10 +1,23 @@
-//! `gradplan ensemble`: fits the disagreement ensemble that `planner.uncertainty_penalty`
-//! plans with, for a run's latest checkpoint.
+//! `gradplan ensemble`: fits the measure of data support that `planner.uncertainty_penalty`
+//! plans with (the disagreement ensemble or the behaviour prior), for a run's latest
+//! checkpoint.
 
 use anyhow::Result;
 use clap::Args;
+use gradplan_config::UncertaintyMeasure;
 use gradplan_train::{fit_ensemble, FitOptions};
 use std::path::PathBuf;
+
+/// `--measure`: what to fit, with one help line each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MeasureArg {
+    /// K one-step predictors of the next state; u is their disagreement (ensemble.safetensors)
+    Disagreement,
+    /// A Gaussian over the replay's actions in each state; u is an action's standardised
+    /// distance from it (behavior_prior.safetensors; plan with
+    /// planner.uncertainty_measure=behavior)
+    Behavior,
+}
 
 #[derive(Debug, Args)]
 pub struct EnsembleArgs {
@@ -12,7 +25,10 @@ pub struct EnsembleArgs {
     /// fitted to; the file is written into that checkpoint's directory.
     #[arg(long)]
     run_dir: PathBuf,
-    /// K, members of the ensemble (at least 2).
+    /// What to fit.
+    #[arg(long, value_enum, default_value_t = MeasureArg::Disagreement)]
+    measure: MeasureArg,
+    /// K, members of the ensemble (at least 2; the behaviour prior is one network).
     #[arg(long, default_value_t = FitOptions::default().members)]
     members: i64,
     /// Units per hidden layer (default: the run's model.hidden_size).
@@ -26,10 +42,11 @@ pub struct EnsembleArgs {
     updates: usize,
     #[arg(long, default_value_t = FitOptions::default().learning_rate)]
     learning_rate: f64,
-    /// The quantile of the replay's disagreement that is the data's edge (u = 1): only
-    /// transitions beyond it are penalised.
-    #[arg(long, default_value_t = FitOptions::default().quantile)]
-    quantile: f64,
+    /// The quantile of the replay's disagreement (or distance) that is the data's edge
+    /// (u = 1): only transitions beyond it are penalised. Default: 0.99 for the
+    /// disagreement, 0.5 for the behaviour prior.
+    #[arg(long)]
+    quantile: Option<f64>,
     /// Batches of fresh replay chunks the quantile is measured on.
     #[arg(long, default_value_t = FitOptions::default().calibration_batches)]
     calibration_batches: usize,
@@ -44,7 +61,12 @@ pub struct EnsembleArgs {
 }
 
 pub fn ensemble(args: &EnsembleArgs) -> Result<()> {
+    let measure = match args.measure {
+        MeasureArg::Disagreement => UncertaintyMeasure::Disagreement,
+        MeasureArg::Behavior => UncertaintyMeasure::Behavior,
+    };
     let opts = FitOptions {
+        measure,
         members: args.members,
         hidden: args.hidden,
         layers: args.layers,
@@ -60,9 +82,12 @@ pub fn ensemble(args: &EnsembleArgs) -> Result<()> {
         eprintln!("update {update:>6} | loss {loss:.5}");
     })?;
     let s = report.shape;
+    let what = match measure {
+        UncertaintyMeasure::Disagreement => format!("ensemble of {} members", s.members),
+        UncertaintyMeasure::Behavior => "behaviour prior".to_owned(),
+    };
     println!(
-        "ensemble of {} members ({} × {} hidden) fitted to {}: loss {:.5} → {:.5} (on fresh replay chunks {:.5})",
-        s.members,
+        "{what} ({} × {} hidden) fitted to {}: loss {:.5} → {:.5} (on fresh replay chunks {:.5})",
         s.layers,
         s.hidden,
         report.checkpoint.display(),
@@ -71,9 +96,13 @@ pub fn ensemble(args: &EnsembleArgs) -> Result<()> {
         report.calibration_loss
     );
     println!(
-        "the replay's disagreement over {} fresh transitions, in units of the edge d_q = {:.3e} (quantile {}): median {:.2}, \
+        "the replay's {} over {} fresh transitions, in units of the edge d_q = {:.3e} (quantile {}): median {:.2}, \
          90% {:.2}, max {:.2}",
-        report.transitions, report.threshold, args.quantile, report.median, report.p90, report.max
+        match measure {
+            UncertaintyMeasure::Disagreement => "disagreement",
+            UncertaintyMeasure::Behavior => "distance from the prior",
+        },
+        report.transitions, report.threshold, opts.quantile(), report.median, report.p90, report.max
     );
     println!("wrote {}", report.path.display());
     Ok(())

@@ -35,8 +35,9 @@ pub struct EvalArgs {
     #[arg(long)]
     video: Option<PathBuf>,
     /// Write every decision to this CSV: episode, decision, reward, the chosen plan's
-    /// predicted return, planning ms, the ensemble's uncertainty u about the transition
-    /// taken (when the checkpoint has one, `gradplan ensemble`; 1 is the data's edge), the
+    /// predicted return, planning ms, the uncertainty u about the transition taken (the
+    /// measure `planner.uncertainty_measure` names, when the checkpoint has it fitted by
+    /// `gradplan ensemble`; 1 is the data's edge), the
     /// action taken and, for state observations, the observation it was taken on
     /// (`obs_0…`). Needs `--envs 1`.
     #[arg(long)]

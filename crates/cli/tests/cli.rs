@@ -308,6 +308,27 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     let rows = std::fs::read_to_string(&trace).unwrap();
     let u: f64 = rows.lines().nth(1).unwrap().split(',').nth(5).unwrap().parse().unwrap();
     assert!(u.is_finite() && u >= 0.0, "{rows}");
+    // The behaviour prior: its own fit and file, chosen by planner.uncertainty_measure.
+    let behavior = [&penalised[..], &["--set", "planner.uncertainty_measure=behavior"]].concat();
+    assert_clear_failure(&gradplan(&behavior), "--measure behavior");
+    assert_clear_failure(&gradplan(&["ensemble", "--run-dir", run_arg, "--measure", "prior"]), "behavior");
+    let out = gradplan(&[
+        "ensemble",
+        "--run-dir",
+        run_arg,
+        "--measure",
+        "behavior",
+        "--updates",
+        "30",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fitted = text(&out.stdout);
+    assert!(fitted.contains("behaviour prior") && fitted.contains("distance from the prior"), "{fitted}");
+    assert!(run.join("checkpoints/ep-000004/behavior_prior.safetensors").is_file(), "{fitted}");
+    let out = gradplan(&behavior);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     // Without LATEST, eval takes the newest complete checkpoint and says which.
     std::fs::remove_file(run.join("checkpoints/LATEST")).unwrap();
     let out =

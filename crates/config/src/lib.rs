@@ -9,7 +9,8 @@ mod run;
 
 pub use run::{
     apply_override, preset_iterations, ActionOptimizer, DreamerConfig, GradMpcDefaults, GradMpcFlavour,
-    PlannerConfig, PlannerKind, RunConfig, TrainConfig, ADAM_ACTION_LR, PRESETS, SGD_ACTION_LR,
+    PlannerConfig, PlannerKind, RunConfig, TrainConfig, UncertaintyMeasure, ADAM_ACTION_LR, PRESETS,
+    SGD_ACTION_LR,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -159,6 +159,35 @@ pub enum GradMpcFlavour {
     Paper,
 }
 
+/// What `planner.uncertainty_penalty` measures a transition's distance from the data with;
+/// each is fitted to a checkpoint by `gradplan ensemble --measure …` and lives beside its
+/// weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UncertaintyMeasure {
+    /// The disagreement of K one-step predictors of the next state (`ensemble.safetensors`).
+    #[default]
+    Disagreement,
+    /// The distance of the action from a Gaussian behaviour prior fitted to the replay's
+    /// actions in each state (`behavior_prior.safetensors`).
+    Behavior,
+}
+
+impl UncertaintyMeasure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UncertaintyMeasure::Disagreement => "disagreement",
+            UncertaintyMeasure::Behavior => "behavior",
+        }
+    }
+}
+
+impl std::fmt::Display for UncertaintyMeasure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The Grad-MPC settings a flavour fixes, unless the configuration sets them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GradMpcDefaults {
@@ -276,8 +305,10 @@ pub struct PlannerConfig {
     pub selection_lcb: Option<f64>,
     /// λ, reward per step taken away for each unit of the model's uncertainty about a
     /// transition beyond the edge of its training data (every model-based planner's
-    /// objective), 0. Above 0 it needs the run's ensemble (`gradplan ensemble`).
+    /// objective), 0. Above 0 it needs the run's fitted measure (`gradplan ensemble`).
     pub uncertainty_penalty: f64,
+    /// What u is: the ensemble's `disagreement` (default) or the `behavior` prior's distance.
+    pub uncertainty_measure: UncertaintyMeasure,
     /// Grad-MPC: σ_n, std of the noise on the actions of every imagination it scores (the
     /// screen's rounds, the ascent and the selection: R expected under execution noise), 0.
     pub smoothing_std: f64,
@@ -329,6 +360,7 @@ impl Default for PlannerConfig {
             trust_region: None,
             selection_lcb: None,
             uncertainty_penalty: 0.0,
+            uncertainty_measure: UncertaintyMeasure::Disagreement,
             smoothing_std: 0.0,
             mppi_temperature: 1.0,
             mppi_noise_std: 1.0,
@@ -1045,6 +1077,13 @@ mod tests {
         }
         let ok = run.overridden(None, &["planner.smoothing_std=0.3".into()]).unwrap();
         assert_eq!(run.differences(&ok).unwrap(), "smoothing_std=0.3");
+        assert_eq!(run.uncertainty_measure, UncertaintyMeasure::Disagreement);
+        let ok = run.overridden(None, &["planner.uncertainty_measure=behavior".into()]).unwrap();
+        assert_eq!(ok.uncertainty_measure, UncertaintyMeasure::Behavior);
+        assert_eq!(run.differences(&ok).unwrap(), "uncertainty_measure=behavior");
+        let err =
+            run.overridden(None, &["planner.uncertainty_measure=prior".into()]).unwrap_err().to_string();
+        assert!(err.contains("uncertainty_measure") && err.contains("behavior"), "{err}");
     }
 
     #[test]

@@ -50,13 +50,86 @@ struct Layer {
     bias: Tensor,
 }
 
+/// K multilayer perceptrons of one shape, run as one batched network: `x [1 or K, n, in]`
+/// → `[K, n, out]`.
+pub(crate) struct Members {
+    layers: Vec<Layer>,
+    act: Activation,
+}
+
+impl Members {
+    /// `sizes`: in, the hidden layers, out. Each member initialised like `torch.nn.Linear`
+    /// (U(±1/√in)), under `root/layers/{i}/{weight,bias}`.
+    pub(crate) fn new(root: &nn::Path, members: i64, sizes: &[i64], act: Activation) -> Members {
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let p = root / "layers" / i;
+                let k = 1.0 / (w[0] as f64).sqrt();
+                let init = nn::Init::Uniform { lo: -k, up: k };
+                Layer {
+                    weight: p.var("weight", &[members, w[0], w[1]], init),
+                    bias: p.var("bias", &[members, 1, w[1]], init),
+                }
+            })
+            .collect();
+        Members { layers, act }
+    }
+
+    pub(crate) fn forward(&self, x: Tensor) -> Tensor {
+        let mut x = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = x.matmul(&layer.weight) + &layer.bias;
+            if i + 1 < self.layers.len() {
+                x = activate(self.act, &x);
+            }
+        }
+        x
+    }
+}
+
+/// The members' shape a file written by [`Members`] describes: K, hidden units, hidden
+/// layers; what is wrong when it holds no such layers.
+pub(crate) fn shape_in_file(tensors: &[(String, Tensor)]) -> std::result::Result<EnsembleShape, String> {
+    let size = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
+    let first = size("layers.0.weight").ok_or_else(|| "no layers.0.weight".to_string())?;
+    let depth = (0..).take_while(|i| size(&format!("layers.{i}.weight")).is_some()).count() as i64;
+    if first.len() != 3 || depth < 2 {
+        return Err(format!("layers.0.weight is {first:?} and there are {depth} layers"));
+    }
+    Ok(EnsembleShape { members: first[0], hidden: first[2], layers: depth - 1 })
+}
+
+/// Sets a calibrated measure's `threshold []` to d_q (finite and > 0), naming `what` it
+/// calibrates in the error.
+pub(crate) fn set_threshold(threshold: &mut Tensor, value: f64, what: &str) -> Result<()> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(Error::Unsupported(format!("{what} threshold must be finite and > 0, got {value}")));
+    }
+    tch::no_grad(|| {
+        let _ = threshold.fill_(value);
+    });
+    Ok(())
+}
+
+/// A calibrated measure of how far a transition `(h_t, s_t, a_t)` lies from the data a world
+/// model was trained on: the planners' [`u`](DataSupport::relative), 1 at the data's edge.
+/// Implemented by the disagreement [`Ensemble`] and the [`BehaviorPrior`].
+pub trait DataSupport: std::fmt::Debug {
+    /// u ≥ 0 in units of the calibrated threshold. Differentiable in `action`.
+    ///
+    /// # Shapes
+    /// `features: [n, belief + state]`, `action: [n, A]` → `[n]`.
+    fn relative(&self, features: &Tensor, action: &Tensor) -> Tensor;
+}
+
 /// K one-step predictors of the next stochastic state, and the disagreement they calibrate.
 pub struct Ensemble {
     vs: nn::VarStore,
-    layers: Vec<Layer>,
+    members: Members,
     threshold: Tensor,
     shape: EnsembleShape,
-    act: Activation,
 }
 
 impl std::fmt::Debug for Ensemble {
@@ -109,21 +182,9 @@ impl Ensemble {
         let mut sizes = vec![dims.features + dims.actions];
         sizes.extend(std::iter::repeat_n(shape.hidden, shape.layers as usize));
         sizes.push(dims.state);
-        let layers = sizes
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                let p = &root / "layers" / i;
-                let k = 1.0 / (w[0] as f64).sqrt();
-                let init = nn::Init::Uniform { lo: -k, up: k };
-                Layer {
-                    weight: p.var("weight", &[shape.members, w[0], w[1]], init),
-                    bias: p.var("bias", &[shape.members, 1, w[1]], init),
-                }
-            })
-            .collect();
+        let members = Members::new(&root, shape.members, &sizes, act);
         let threshold = root.ones_no_train("threshold", &[]);
-        Ok(Ensemble { vs, layers, threshold, shape, act })
+        Ok(Ensemble { vs, members, threshold, shape })
     }
 
     pub fn shape(&self) -> EnsembleShape {
@@ -139,14 +200,7 @@ impl Ensemble {
     /// # Shapes
     /// `features: [n, belief + state]`, `action: [n, A]` → `[K, n, S]`.
     pub fn predict(&self, features: &Tensor, action: &Tensor) -> Tensor {
-        let mut x = Tensor::cat(&[features, action], -1).unsqueeze(0); // [1, n, in]
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = x.matmul(&layer.weight) + &layer.bias; // [K, n, out]
-            if i + 1 < self.layers.len() {
-                x = activate(self.act, &x);
-            }
-        }
-        x
+        self.members.forward(Tensor::cat(&[features, action], -1).unsqueeze(0)) // [1, n, in] → [K, n, S]
     }
 
     /// d(s_t, a_t): the members' variance, averaged over the S coordinates.
@@ -172,15 +226,7 @@ impl Ensemble {
 
     /// Sets d_q.
     pub fn calibrate(&mut self, threshold: f64) -> Result<()> {
-        if !(threshold.is_finite() && threshold > 0.0) {
-            return Err(Error::Unsupported(format!(
-                "the ensemble's disagreement threshold must be finite and > 0, got {threshold}"
-            )));
-        }
-        tch::no_grad(|| {
-            let _ = self.threshold.fill_(threshold);
-        });
-        Ok(())
+        set_threshold(&mut self.threshold, threshold, "the ensemble's disagreement")
     }
 
     /// The mean squared error of every member on the same transitions, summed over members
@@ -204,19 +250,13 @@ impl Ensemble {
     /// shape comes from the file, and a file for another model is refused.
     pub fn load(path: &Path, dims: EnsembleDims, act: Activation, device: Device) -> Result<Ensemble> {
         let tensors = gradplan_backend::load_safetensors(path, device)?;
-        let size = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
         let mismatch = |detail: String| {
             Error::Unsupported(format!(
                 "{} is not an ensemble of this run's model ({detail}); fit one with `gradplan ensemble --run-dir <run>`",
                 path.display()
             ))
         };
-        let first = size("layers.0.weight").ok_or_else(|| mismatch("no layers.0.weight".into()))?;
-        let depth = (0..).take_while(|i| size(&format!("layers.{i}.weight")).is_some()).count() as i64;
-        if first.len() != 3 || depth < 2 {
-            return Err(mismatch(format!("layers.0.weight is {first:?} and there are {depth} layers")));
-        }
-        let shape = EnsembleShape { members: first[0], hidden: first[2], layers: depth - 1 };
+        let shape = shape_in_file(&tensors).map_err(mismatch)?;
         let ensemble = Ensemble::new(shape, dims, act, device).map_err(|e| mismatch(e.to_string()))?;
         gradplan_backend::copy_into_var_store(&ensemble.vs, tensors, path)
             .map_err(|e| mismatch(e.to_string()))?;
@@ -224,6 +264,12 @@ impl Ensemble {
             return Err(mismatch(format!("its threshold is {}", ensemble.threshold())));
         }
         Ok(ensemble)
+    }
+}
+
+impl DataSupport for Ensemble {
+    fn relative(&self, features: &Tensor, action: &Tensor) -> Tensor {
+        self.relative_disagreement(features, action)
     }
 }
 
@@ -255,9 +301,9 @@ mod tests {
         // Member k alone is the k-th slice: the batched layers are K independent networks.
         for k in 0..4 {
             let mut x = Tensor::cat(&[&f, &a], -1);
-            for (i, layer) in e.layers.iter().enumerate() {
+            for (i, layer) in e.members.layers.iter().enumerate() {
                 x = x.matmul(&layer.weight.get(k)) + layer.bias.get(k);
-                if i + 1 < e.layers.len() {
+                if i + 1 < e.members.layers.len() {
                     x = x.elu();
                 }
             }
@@ -282,9 +328,7 @@ mod tests {
 
     #[test]
     fn the_disagreement_gradient_matches_central_differences() {
-        // The planners ascend through d(s, a) in the action; f32 weights, so the check is
-        // at ε = 1e-2 with a relative tolerance of 1e-2 (ELU is smooth; d is a polynomial of
-        // smooth members).
+        // The planners ascend through d(s, a) in the action (a polynomial of smooth members).
         let _g = crate::seeded(4);
         let e = Ensemble::new(
             EnsembleShape { members: 3, hidden: 8, layers: 2 },
@@ -294,25 +338,8 @@ mod tests {
         )
         .unwrap();
         let f = Tensor::randn([3, 6], (Kind::Float, Device::Cpu));
-        let a = Tensor::randn([3, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let total = e.disagreement(&f, &a).sum(Kind::Float);
-        let grad =
-            Vec::<f32>::try_from(Tensor::run_backward(&[total], &[&a], false, false)[0].flatten(0, -1))
-                .unwrap();
-        let base = Vec::<f32>::try_from(a.detach().flatten(0, -1)).unwrap();
-        let at = |v: &[f32]| {
-            tch::no_grad(|| e.disagreement(&f, &Tensor::from_slice(v).view([3, 2])).sum(Kind::Double))
-                .double_value(&[])
-        };
-        let eps = 1e-2f32;
-        for (i, g) in grad.iter().enumerate() {
-            let (mut up, mut down) = (base.clone(), base.clone());
-            up[i] += eps;
-            down[i] -= eps;
-            let fd = (at(&up) - at(&down)) / (2.0 * eps as f64);
-            let scale = fd.abs().max(1e-3);
-            assert!(((*g as f64) - fd).abs() / scale < 1e-2, "element {i}: autograd {g}, central {fd}");
-        }
+        let a = Tensor::randn([3, 2], (Kind::Float, Device::Cpu));
+        crate::assert_action_gradient(&|a| e.disagreement(&f, a).sum(Kind::Double), &a);
     }
 
     #[test]

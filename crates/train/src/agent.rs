@@ -9,7 +9,7 @@ use gradplan_backend::rng::RngState;
 use gradplan_config::{DreamerConfig, PlannerConfig};
 use gradplan_dreamer::Behavior;
 use gradplan_env::{ActionSpec, Env, Frame, Obs, ThreadEnv};
-use gradplan_model::{preprocess_frames, Ensemble, RssmState, WorldModel};
+use gradplan_model::{preprocess_frames, DataSupport, RssmState, WorldModel};
 use gradplan_plan::{LatentDynamics, Planner};
 use gradplan_replay::Replay;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -71,7 +71,7 @@ pub struct Decision<'a> {
     pub plan_ms: Option<f64>,
     /// u of the transition taken, the belief and the action sent, in units of the data's
     /// edge ([`gradplan_plan::LatentDynamics::uncertainty`]); `None` without the
-    /// checkpoint's ensemble or for the random policy.
+    /// checkpoint's fitted measure or for the random policy.
     pub uncertainty: Option<f64>,
 }
 
@@ -117,16 +117,17 @@ impl Agent {
         dreamer: &DreamerConfig,
         action_spec: ActionSpec,
     ) -> Result<Agent> {
-        Agent::with_ensemble(model, behavior, None, planner, dreamer, action_spec)
+        Agent::with_support(model, behavior, None, planner, dreamer, action_spec)
     }
 
-    /// [`Agent::new`] with the disagreement ensemble fitted to `model`, which a planner
-    /// with `planner.uncertainty_penalty` > 0 needs (its objective refuses to plan without
-    /// one, [`gradplan_plan::Error::NoUncertainty`]).
-    pub fn with_ensemble(
+    /// [`Agent::new`] with the measure of data support fitted to `model` (the disagreement
+    /// ensemble or the behaviour prior), which a planner with `planner.uncertainty_penalty` >
+    /// 0 needs (its objective refuses to plan without one,
+    /// [`gradplan_plan::Error::NoUncertainty`]).
+    pub fn with_support(
         model: Rc<WorldModel>,
         behavior: Option<Rc<Behavior>>,
-        ensemble: Option<Rc<Ensemble>>,
+        support: Option<Rc<dyn DataSupport>>,
         planner: &PlannerConfig,
         dreamer: &DreamerConfig,
         action_spec: ActionSpec,
@@ -138,7 +139,7 @@ impl Agent {
             &action_spec.low,
             &action_spec.high,
         );
-        dynamics.ensemble = ensemble;
+        dynamics.support = support;
         let plan_cfg = gradplan_plan::PlannerConfig::from_settings(planner, dreamer.discount);
         plan_cfg.validate()?;
         Ok(Agent {

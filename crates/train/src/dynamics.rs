@@ -4,7 +4,7 @@
 //! never name it (STYLE: planners see a trait).
 
 use gradplan_dreamer::Behavior;
-use gradplan_model::{Ensemble, RssmState, WorldModel};
+use gradplan_model::{DataSupport, RssmState, WorldModel};
 use gradplan_plan::LatentDynamics;
 use std::rc::Rc;
 use tch::{Kind, Tensor};
@@ -18,9 +18,9 @@ pub struct ModelDynamics {
     /// Dreamer's actor and value, when the run trained them: the planners' `policy()` (the
     /// actor's mode) and `value()`.
     pub behavior: Option<Rc<Behavior>>,
-    /// The disagreement ensemble fitted to this model (`gradplan ensemble`), the planners'
-    /// `uncertainty()`.
-    pub ensemble: Option<Rc<Ensemble>>,
+    /// The measure of data support fitted to this model (`gradplan ensemble`: the
+    /// disagreement ensemble or the behaviour prior), the planners' `uncertainty()`.
+    pub support: Option<Rc<dyn DataSupport>>,
     low: Tensor,
     high: Tensor,
 }
@@ -39,7 +39,7 @@ impl ModelDynamics {
             model,
             sample,
             behavior,
-            ensemble: None,
+            support: None,
             low: Tensor::from_slice(low).to_device(device),
             high: Tensor::from_slice(high).to_device(device),
         }
@@ -81,10 +81,10 @@ impl LatentDynamics for ModelDynamics {
         Some(self.behavior.as_ref()?.act(state))
     }
 
-    /// The ensemble's disagreement about `(h_t, s_t, a_t)` in units of its calibrated edge of
-    /// the replay's data.
+    /// The fitted measure of `(h_t, s_t, a_t)` in units of its calibrated edge of the
+    /// replay's data.
     fn uncertainty(&self, state: &RssmState, action: &Tensor) -> Option<Tensor> {
-        let ensemble = self.ensemble.as_ref()?;
-        Some(ensemble.relative_disagreement(&state.features(), &action.to_kind(Kind::Float)))
+        let support = self.support.as_ref()?;
+        Some(support.relative(&state.features(), &action.to_kind(Kind::Float)))
     }
 }

@@ -1,36 +1,58 @@
-//! `gradplan ensemble`: fits the disagreement ensemble ([`gradplan_model::Ensemble`]) of a
-//! run's latest checkpoint, on that checkpoint's own replay, with the world model frozen.
+//! `gradplan ensemble`: fits a run's latest checkpoint's measure of data support
+//! ([`gradplan_model::DataSupport`]) on that checkpoint's own replay, with the world model
+//! frozen: the disagreement ensemble ([`gradplan_model::Ensemble`]) or the behaviour prior
+//! ([`gradplan_model::BehaviorPrior`]).
 //!
 //! For each sampled chunk the frozen model filters the observations; every transition
 //! `(h_t, s_t, a_{t+1}) → E_q[s_{t+1}]` that does not cross an episode start is a training
-//! pair (`a_{t+1}` is the action that led to `o_{t+1}`, the replay's convention). After the
-//! updates, the disagreement on fresh chunks of the same replay (another random stream; the
+//! pair (`a_{t+1}` is the action that led to `o_{t+1}`, the replay's convention): the
+//! ensemble regresses the next state's posterior mean, the prior the action. After the
+//! updates, the measure on fresh chunks of the same replay (another random stream; the
 //! replay is the data, so these are not held out from it) calibrates the threshold: its
 //! `quantile` is the edge of the data, u = 1. The file lands in the checkpoint
-//! directory it belongs to (`ensemble.safetensors`, written atomically), so an evaluation
-//! finds it beside the weights it was fitted to, and a later checkpoint has none until it is
-//! fitted again.
+//! directory it belongs to (`ensemble.safetensors` or `behavior_prior.safetensors`, written
+//! atomically), so an evaluation finds it beside the weights it was fitted to, and a later
+//! checkpoint has none until it is fitted again.
 
 use crate::checkpoint::{self, MODEL_FILE, REPLAY_FILE};
 use crate::tensors::batch_to_tensors;
 use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
-use gradplan_model::{Ensemble, EnsembleDims, EnsembleShape, SequenceBatch, WorldModel};
+use gradplan_config::UncertaintyMeasure;
+use gradplan_model::{
+    BehaviorPrior, BehaviorPriorShape, DataSupport, Ensemble, EnsembleDims, EnsembleShape, SequenceBatch,
+    WorldModel,
+};
 use gradplan_replay::Replay;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use tch::nn::OptimizerConfig;
 use tch::{Device, Kind, Tensor};
 
 /// Name of the ensemble's file inside a checkpoint directory.
 pub const ENSEMBLE_FILE: &str = "ensemble.safetensors";
 
+/// Name of the behaviour prior's file inside a checkpoint directory.
+pub const BEHAVIOR_PRIOR_FILE: &str = "behavior_prior.safetensors";
+
+/// The file `measure` is stored in, inside its checkpoint's directory.
+pub fn support_file(measure: UncertaintyMeasure) -> &'static str {
+    match measure {
+        UncertaintyMeasure::Disagreement => ENSEMBLE_FILE,
+        UncertaintyMeasure::Behavior => BEHAVIOR_PRIOR_FILE,
+    }
+}
+
 /// How to fit.
 #[derive(Debug, Clone)]
 pub struct FitOptions {
-    /// K members; hidden units default to the run's `model.hidden_size`.
+    /// What to fit: the disagreement ensemble or the behaviour prior.
+    pub measure: UncertaintyMeasure,
+    /// K members (the ensemble's; a prior is one network); hidden units default to the
+    /// run's `model.hidden_size`.
     pub members: i64,
     pub hidden: Option<i64>,
     pub layers: i64,
@@ -38,8 +60,9 @@ pub struct FitOptions {
     /// `train.chunk_length`.
     pub updates: usize,
     pub learning_rate: f64,
-    /// The quantile of the replay's disagreement that becomes u = 1, in (0, 1).
-    pub quantile: f64,
+    /// The quantile of the replay's measure that becomes u = 1, in (0, 1); `None` takes the
+    /// measure's own ([`FitOptions::quantile`]).
+    pub quantile: Option<f64>,
     /// Fresh replay batches the threshold is measured on.
     pub calibration_batches: usize,
     pub seed: u64,
@@ -53,12 +76,13 @@ impl Default for FitOptions {
     fn default() -> Self {
         let shape = EnsembleShape::default();
         FitOptions {
+            measure: UncertaintyMeasure::Disagreement,
             members: shape.members,
             hidden: None,
             layers: shape.layers,
             updates: 2000,
             learning_rate: 1e-3,
-            quantile: 0.99,
+            quantile: None,
             calibration_batches: 8,
             seed: 0,
             device: None,
@@ -73,18 +97,21 @@ pub struct FitReport {
     /// The checkpoint whose model and replay it was fitted on, and the file written there.
     pub checkpoint: PathBuf,
     pub path: PathBuf,
+    pub measure: UncertaintyMeasure,
+    /// Members (1 for the prior), hidden units, hidden layers.
     pub shape: EnsembleShape,
-    /// Mean member loss over the first and the last tenth of the updates.
+    /// Mean loss (the ensemble's: summed member MSE; the prior's: Gaussian NLL per action
+    /// coordinate) over the first and the last tenth of the updates.
     pub first_loss: f64,
     pub last_loss: f64,
-    /// Mean member loss on the calibration transitions.
+    /// Mean loss on the calibration transitions.
     pub calibration_loss: f64,
-    /// The calibration transitions' disagreement at the 50th and 90th percentiles and its maximum, in units of
+    /// The calibration transitions' measure at the 50th and 90th percentiles and its maximum, in units of
     /// the threshold (so the threshold itself is 1).
     pub median: f64,
     pub p90: f64,
     pub max: f64,
-    /// d_q, the disagreement at `quantile`.
+    /// d_q, the measure at `quantile`.
     pub threshold: f64,
     pub transitions: usize,
 }
@@ -119,8 +146,22 @@ fn invalid(key: &str, reason: &str) -> Error {
 }
 
 impl FitOptions {
+    /// The quantile that becomes u = 1: the setting, else the measure's. The disagreement's
+    /// edge is its 99th percentile (only transitions beyond nearly all the data pay). The
+    /// prior's is its median: the replay's own actions carry the collector's exploration
+    /// noise, so its tail is the noise's, and plans sit well inside it: at the 99th
+    /// percentile's edge, on a CEM-trained cheetah-run model, CEM's executed actions had
+    /// median u 0.17 and the robust Grad-MPC plans that tipped the cheetah 0.43, above 1 on
+    /// only 6% of decisions (docs/results.md, "A behaviour prior").
+    pub fn quantile(&self) -> f64 {
+        self.quantile.unwrap_or(match self.measure {
+            UncertaintyMeasure::Disagreement => 0.99,
+            UncertaintyMeasure::Behavior => 0.5,
+        })
+    }
+
     fn validate(&self) -> Result<()> {
-        if self.members < 2 {
+        if self.members < 2 && self.measure == UncertaintyMeasure::Disagreement {
             return Err(invalid("--members", "an ensemble needs at least 2 members to disagree"));
         }
         if self.layers < 1 || self.hidden.is_some_and(|h| h < 1) {
@@ -132,7 +173,7 @@ impl FitOptions {
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(invalid("--learning-rate", "must be a positive number"));
         }
-        if !(self.quantile > 0.0 && self.quantile < 1.0) {
+        if !(self.quantile() > 0.0 && self.quantile() < 1.0) {
             return Err(invalid("--quantile", "must be strictly between 0 and 1"));
         }
         if self.calibration_batches == 0 {
@@ -176,20 +217,35 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
         layers: opts.layers,
     };
     tch::manual_seed(derive_seed(opts.seed, Stream::Ensemble, 0) as i64);
-    let mut ensemble = Ensemble::new(shape, dims, m.activation, device)?;
-    let mut adam = tch::nn::Adam::default().build(ensemble.var_store(), opts.learning_rate)?;
+    let mut fitted = match opts.measure {
+        UncertaintyMeasure::Disagreement => {
+            Fitted::Ensemble(Ensemble::new(shape, dims, m.activation, device)?)
+        }
+        UncertaintyMeasure::Behavior => Fitted::Prior(BehaviorPrior::new(
+            BehaviorPriorShape { hidden: shape.hidden, layers: shape.layers },
+            dims,
+            m.activation,
+            device,
+        )?),
+    };
+    let shape = match opts.measure {
+        UncertaintyMeasure::Disagreement => shape,
+        UncertaintyMeasure::Behavior => EnsembleShape { members: 1, ..shape },
+    };
+    let mut adam = tch::nn::Adam::default().build(fitted.var_store(), opts.learning_rate)?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 1));
     let tenth = (opts.updates / 10).max(1);
     let (mut first, mut last) = (0.0, 0.0);
     for update in 0..opts.updates {
         let seq = batch_to_tensors(&replay.sample(batch, chunk, &mut rng)?, m.bit_depth, device, false);
         let t = transitions(&model, &seq);
-        let loss = ensemble.loss(&t.features, &t.actions, &t.targets, &t.mask);
+        let loss = fitted.loss(&t);
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(Error::RunDir(format!(
-                "the ensemble's loss became {value} at update {update}; nothing was written. Fit again with a \
-                 lower --learning-rate"
+                "the {}'s loss became {value} at update {update}; nothing was written. Fit again with a \
+                 lower --learning-rate",
+                fitted.name()
             )));
         }
         adam.backward_step(&loss);
@@ -205,34 +261,42 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
     }
     // Fresh chunks, from a stream the fit never drew from.
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 2));
-    let mut disagreements = Vec::new();
+    let mut measures = Vec::new();
     let mut calibration = 0.0;
     for _ in 0..opts.calibration_batches {
         let seq = batch_to_tensors(&replay.sample(batch, chunk, &mut rng)?, m.bit_depth, device, false);
         let t = transitions(&model, &seq);
         tch::no_grad(|| {
-            calibration += ensemble.loss(&t.features, &t.actions, &t.targets, &t.mask).double_value(&[])
-                / opts.calibration_batches as f64;
-            let d = ensemble.disagreement(&t.features, &t.actions);
+            calibration += fitted.loss(&t).double_value(&[]) / opts.calibration_batches as f64;
+            let d = fitted.measure(&t);
             let keep = t.mask.gt(0.5);
-            disagreements
+            measures
                 .extend(Vec::<f64>::try_from(d.masked_select(&keep).to_kind(Kind::Double).to(Device::Cpu))?);
             Ok::<(), Error>(())
         })?;
     }
-    disagreements.retain(|d| d.is_finite());
-    if disagreements.is_empty() {
-        return Err(Error::RunDir("no replay transition to calibrate the ensemble on".into()));
+    measures.retain(|d| d.is_finite());
+    if measures.is_empty() {
+        return Err(Error::RunDir(format!("no replay transition to calibrate the {} on", fitted.name())));
     }
-    disagreements.sort_by(f64::total_cmp);
-    let at = |q: f64| disagreements[((disagreements.len() - 1) as f64 * q).round() as usize];
-    let threshold = at(opts.quantile);
-    ensemble.calibrate(threshold)?;
-    let path = checkpoint.join(ENSEMBLE_FILE);
-    ensemble.save(&path)?;
+    measures.sort_by(f64::total_cmp);
+    let at = |q: f64| measures[((measures.len() - 1) as f64 * q).round() as usize];
+    let threshold = at(opts.quantile());
+    let path = checkpoint.join(support_file(opts.measure));
+    match &mut fitted {
+        Fitted::Ensemble(e) => {
+            e.calibrate(threshold)?;
+            e.save(&path)?
+        }
+        Fitted::Prior(p) => {
+            p.calibrate(threshold)?;
+            p.save(&path)?
+        }
+    }
     Ok(FitReport {
         checkpoint,
         path,
+        measure: opts.measure,
         shape,
         first_loss: first,
         last_loss: last,
@@ -241,26 +305,77 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
         p90: at(0.9) / threshold,
         max: at(1.0) / threshold,
         threshold,
-        transitions: disagreements.len(),
+        transitions: measures.len(),
     })
 }
 
-/// The ensemble fitted to the checkpoint in `checkpoint` for `model`; `None` when it has none.
-pub fn load(checkpoint: &Path, model: &WorldModel) -> Result<Option<Ensemble>> {
-    let path = checkpoint.join(ENSEMBLE_FILE);
+/// The measure being fitted.
+enum Fitted {
+    Ensemble(Ensemble),
+    Prior(BehaviorPrior),
+}
+
+impl Fitted {
+    fn name(&self) -> &'static str {
+        match self {
+            Fitted::Ensemble(_) => "ensemble",
+            Fitted::Prior(_) => "behaviour prior",
+        }
+    }
+
+    fn var_store(&self) -> &tch::nn::VarStore {
+        match self {
+            Fitted::Ensemble(e) => e.var_store(),
+            Fitted::Prior(p) => p.var_store(),
+        }
+    }
+
+    /// The fit's loss on these transitions `[]`.
+    fn loss(&self, t: &Transitions) -> Tensor {
+        match self {
+            Fitted::Ensemble(e) => e.loss(&t.features, &t.actions, &t.targets, &t.mask),
+            Fitted::Prior(p) => p.loss(&t.features, &t.actions, &t.mask),
+        }
+    }
+
+    /// The uncalibrated measure of each transition `[N]`.
+    fn measure(&self, t: &Transitions) -> Tensor {
+        match self {
+            Fitted::Ensemble(e) => e.disagreement(&t.features, &t.actions),
+            Fitted::Prior(p) => p.distance(&t.features, &t.actions),
+        }
+    }
+}
+
+/// The measure of data support fitted to the checkpoint in `checkpoint` for `model`; `None`
+/// when it has none.
+pub fn load(
+    checkpoint: &Path,
+    model: &WorldModel,
+    measure: UncertaintyMeasure,
+) -> Result<Option<Rc<dyn DataSupport>>> {
+    let path = checkpoint.join(support_file(measure));
     if !path.is_file() {
         return Ok(None);
     }
-    Ok(Some(Ensemble::load(&path, EnsembleDims::of(model), model.cfg.activation, model.device())?))
+    let (dims, act, device) = (EnsembleDims::of(model), model.cfg.activation, model.device());
+    Ok(Some(match measure {
+        UncertaintyMeasure::Disagreement => Rc::new(Ensemble::load(&path, dims, act, device)?),
+        UncertaintyMeasure::Behavior => Rc::new(BehaviorPrior::load(&path, dims, act, device)?),
+    }))
 }
 
-/// The error for a penalty asked of a checkpoint without an ensemble: how to fit one.
-pub fn missing(checkpoint: &Path) -> Error {
+/// The error for a penalty asked of a checkpoint without its measure: how to fit it.
+pub fn missing(checkpoint: &Path, measure: UncertaintyMeasure) -> Error {
     let run = checkpoint.parent().and_then(Path::parent).unwrap_or(checkpoint);
+    let (what, flag) = match measure {
+        UncertaintyMeasure::Disagreement => ("disagreement ensemble", ""),
+        UncertaintyMeasure::Behavior => ("behaviour prior", " --measure behavior"),
+    };
     Error::RunDir(format!(
-        "planner.uncertainty_penalty needs the run's disagreement ensemble, and {} has none; fit it with \
-         `gradplan ensemble --run-dir {}` (18 s on one core at the state scale), or set \
-         planner.uncertainty_penalty=0",
+        "planner.uncertainty_penalty needs the run's {what} (planner.uncertainty_measure = {measure}), and {} \
+         has none; fit it with `gradplan ensemble --run-dir {}{flag}` (seconds to a minute on one core at the \
+         state scale), or set planner.uncertainty_penalty=0",
         checkpoint.display(),
         run.display()
     ))

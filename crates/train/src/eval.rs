@@ -153,14 +153,15 @@ impl Evaluator {
         if cfg.planner.kind.uses_policy() && run.behavior.is_none() {
             return Err(no_actor());
         }
-        // The checkpoint's ensemble comes with its weights when it has one (the trace reports
-        // u); a penalty without one is refused with how to fit it.
-        let ensemble = crate::ensemble::load(&run.checkpoint, &run.model)?.map(Rc::new);
-        if planner.uncertainty_penalty > 0.0 && ensemble.is_none() {
-            return Err(crate::ensemble::missing(&run.checkpoint));
+        // The checkpoint's fitted measure comes with its weights when it has one (the trace
+        // reports u); a penalty without one is refused with how to fit it.
+        let measure = planner.uncertainty_measure;
+        let support = crate::ensemble::load(&run.checkpoint, &run.model, measure)?;
+        if planner.uncertainty_penalty > 0.0 && support.is_none() {
+            return Err(crate::ensemble::missing(&run.checkpoint, measure));
         }
         let agent =
-            Agent::with_ensemble(run.model, run.behavior, ensemble, &planner, &cfg.dreamer, run.action_spec)?;
+            Agent::with_support(run.model, run.behavior, support, &planner, &cfg.dreamer, run.action_spec)?;
         let (checkpoint, counters, env) = (run.checkpoint, run.counters, run.env);
         let parallel = if opts.envs > 1 {
             ThreadEnv::spawn_many(&cfg.env, opts.envs.min(opts.episodes))?

@@ -78,8 +78,9 @@ pub fn sweep(run_dir: &Path, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     let beliefs = tch::no_grad(|| model.observe(&seq).last()); // [n, ...]
     let mut dynamics =
         ModelDynamics::new(model.clone(), None, cfg.planner.sample_imagined, &spec.low, &spec.high);
-    // The checkpoint's ensemble, for `--set planner.uncertainty_penalty=λ` (as in eval).
-    dynamics.ensemble = crate::ensemble::load(&ckpt, &model)?.map(Rc::new);
+    // The checkpoint's fitted measure, for `--set planner.uncertainty_penalty=λ` (as in eval).
+    let measure = cfg.planner.overridden(None, &opts.overrides)?.uncertainty_measure;
+    dynamics.support = crate::ensemble::load(&ckpt, &model, measure)?;
     // Every plan is re-scored the same way: the prior-mean rollout of its action sequence.
     // Planners' own `predicted_return` is one noisy sample, and for the ones that pick the
     // best of many noisy candidates (random shooting, Grad-MPC) it is biased upwards.

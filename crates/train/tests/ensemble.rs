@@ -5,25 +5,38 @@
 mod common;
 
 use common::debug_config;
-use gradplan_train::{evaluate, fit_ensemble, EvalOptions, FitOptions, RunOptions, Trainer, ENSEMBLE_FILE};
+use gradplan_config::UncertaintyMeasure;
+use gradplan_train::{
+    evaluate, fit_ensemble, EvalOptions, FitOptions, RunOptions, Trainer, BEHAVIOR_PRIOR_FILE, ENSEMBLE_FILE,
+};
 
 fn fit_opts(seed: u64) -> FitOptions {
     FitOptions { updates: 60, seed, threads: Some(1), ..FitOptions::default() }
 }
 
-#[test]
-fn the_ensemble_is_fitted_beside_the_weights_and_planned_with() {
+/// A finished debug run (4 episodes) in a temporary directory, which the guard keeps.
+fn trained_run() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     Trainer::create(debug_config(&[]), &dir).unwrap().run(&RunOptions::default()).unwrap();
-    let eval = |overrides: &[&str]| EvalOptions {
+    (tmp, dir)
+}
+
+/// One Grad-MPC episode at seed 3 with these `planner.*` overrides.
+fn eval(overrides: &[&str]) -> EvalOptions {
+    EvalOptions {
         planner: Some("grad-mpc".parse().unwrap()),
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         episodes: 1,
         seed: 3,
         threads: Some(1),
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn the_ensemble_is_fitted_beside_the_weights_and_planned_with() {
+    let (_tmp, dir) = trained_run();
 
     // Asked for before it exists: one error that says how to fit it.
     let err = evaluate(&dir, eval(&["planner.uncertainty_penalty=1"])).unwrap_err().to_string();
@@ -60,13 +73,54 @@ fn the_ensemble_is_fitted_beside_the_weights_and_planned_with() {
     // Bad options are refused before anything loads; a corrupt file is a clear error.
     let err = fit_ensemble(&dir, &FitOptions { members: 1, ..fit_opts(0) }, &mut |_, _| {}).unwrap_err();
     assert!(err.to_string().contains("--members"), "{err}");
-    let err = fit_ensemble(&dir, &FitOptions { quantile: 1.0, ..fit_opts(0) }, &mut |_, _| {}).unwrap_err();
+    let err =
+        fit_ensemble(&dir, &FitOptions { quantile: Some(1.0), ..fit_opts(0) }, &mut |_, _| {}).unwrap_err();
     assert!(err.to_string().contains("--quantile"), "{err}");
     std::fs::write(&report.path, b"garbage").unwrap();
     let err = evaluate(&dir, eval(&["planner.uncertainty_penalty=1"])).unwrap_err().to_string();
     assert!(err.contains(ENSEMBLE_FILE), "{err}");
     let err = evaluate(&dir, eval(&["planner.uncertainty_penalty=-1"])).unwrap_err().to_string();
     assert!(err.contains("planner.uncertainty_penalty"), "{err}");
+}
+
+#[test]
+fn the_behavior_prior_is_its_own_file_and_measure() {
+    let (_tmp, dir) = trained_run();
+    let behavior = ["planner.uncertainty_measure=behavior", "planner.uncertainty_penalty=0.1"];
+    // The ensemble does not stand in for the prior: each measure needs its own fit.
+    fit_ensemble(&dir, &fit_opts(0), &mut |_, _| {}).unwrap();
+    let err = evaluate(&dir, eval(&behavior)).unwrap_err().to_string();
+    assert!(err.contains("behaviour prior") && err.contains("--measure behavior"), "{err}");
+
+    // A prior is one network: --members does not apply, so 1 is fine.
+    let opts = FitOptions { measure: UncertaintyMeasure::Behavior, members: 1, ..fit_opts(0) };
+    let report = fit_ensemble(&dir, &opts, &mut |_, _| {}).unwrap();
+    assert_eq!(report.path, report.checkpoint.join(BEHAVIOR_PRIOR_FILE));
+    assert_eq!(report.shape.members, 1);
+    assert!(report.last_loss < report.first_loss, "{report:?}");
+    // The prior's edge is the replay's median distance (the ensemble's is its 99th percentile).
+    assert_eq!(opts.quantile(), 0.5);
+    assert!((report.median - 1.0).abs() < 1e-9 && report.p90 >= 1.0, "{report:?}");
+    let bytes = std::fs::read(&report.path).unwrap();
+    fit_ensemble(&dir, &opts, &mut |_, _| {}).unwrap();
+    assert_eq!(std::fs::read(&report.path).unwrap(), bytes, "same seed, same file");
+    // The ensemble's file is untouched by the prior's fit.
+    assert!(report.checkpoint.join(ENSEMBLE_FILE).is_file());
+
+    // Planned with, reproducibly, and named in the settings; the penalty changes the plan.
+    let a = evaluate(&dir, eval(&behavior)).unwrap();
+    let b = evaluate(&dir, eval(&behavior)).unwrap();
+    assert_eq!(a.episodes[0].total_return, b.episodes[0].total_return);
+    assert!(a.settings.contains("uncertainty_measure=behavior"), "{}", a.settings);
+    let strong =
+        evaluate(&dir, eval(&["planner.uncertainty_measure=behavior", "planner.uncertainty_penalty=100"]))
+            .unwrap();
+    let plain = evaluate(&dir, eval(&[])).unwrap();
+    assert_ne!(strong.episodes[0].total_return, plain.episodes[0].total_return);
+    // A file that is not a prior is refused by name.
+    std::fs::copy(report.checkpoint.join(ENSEMBLE_FILE), &report.path).unwrap();
+    let err = evaluate(&dir, eval(&behavior)).unwrap_err().to_string();
+    assert!(err.contains("not a behaviour prior") && err.contains("5 members"), "{err}");
 }
 
 #[test]
