@@ -374,8 +374,8 @@ pub fn missing(checkpoint: &Path, measure: UncertaintyMeasure) -> Error {
     };
     Error::RunDir(format!(
         "planner.uncertainty_penalty needs the run's {what} (planner.uncertainty_measure = {measure}), and {} \
-         has none; fit it with `gradplan ensemble --run-dir {}{flag}` (seconds to a minute on one core at the \
-         state scale), or set planner.uncertainty_penalty=0",
+         has none; fit it with `gradplan ensemble --run-dir {}{flag}` (18 s on one core at the state scale), or \
+         set planner.uncertainty_penalty=0",
         checkpoint.display(),
         run.display()
     ))

@@ -14,6 +14,16 @@ fn fit_opts(seed: u64) -> FitOptions {
     FitOptions { updates: 60, seed, threads: Some(1), ..FitOptions::default() }
 }
 
+/// Held by every test here that trains, fits or plans: libtorch's random stream is
+/// process-wide, and `cargo test` (scripts/test.sh's fallback without nextest) runs this
+/// file's tests on threads of one process, where two fits would interleave their draws and
+/// "same seed, same file" would fail.
+static TORCH_STREAM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn hold_stream() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_STREAM.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A finished debug run (4 episodes) in a temporary directory, which the guard keeps.
 fn trained_run() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
@@ -36,6 +46,7 @@ fn eval(overrides: &[&str]) -> EvalOptions {
 
 #[test]
 fn the_ensemble_is_fitted_beside_the_weights_and_planned_with() {
+    let _stream = hold_stream();
     let (_tmp, dir) = trained_run();
 
     // Asked for before it exists: one error that says how to fit it.
@@ -85,6 +96,7 @@ fn the_ensemble_is_fitted_beside_the_weights_and_planned_with() {
 
 #[test]
 fn the_behavior_prior_is_its_own_file_and_measure() {
+    let _stream = hold_stream();
     let (_tmp, dir) = trained_run();
     let behavior = ["planner.uncertainty_measure=behavior", "planner.uncertainty_penalty=0.1"];
     // The ensemble does not stand in for the prior: each measure needs its own fit.
