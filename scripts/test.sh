@@ -8,5 +8,8 @@ export MUJOCO_GL=${MUJOCO_GL:-egl}
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
-  cargo test --workspace --locked
+  # One test at a time: a test binary's tests would otherwise share one process, and
+  # libtorch's random stream with it, so the same-seed tests would race (nextest gives each
+  # test its own process).
+  cargo test --workspace --locked -- --test-threads=1
 fi
