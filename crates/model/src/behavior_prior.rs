@@ -21,8 +21,8 @@
 //! `layers.{i}.bias [1, 1, out]` (the last layer's out is 2A: μ, then σ's pre-activation),
 //! and `threshold []`, the distance the fit calibrated.
 
-use crate::ensemble::{set_threshold, shape_in_file, DataSupport, Members};
-use crate::{EnsembleDims, Error, Result};
+use crate::ensemble::{mlp_sizes, DataSupport, Members};
+use crate::{EnsembleDims, EnsembleShape, Error, Result};
 use gradplan_config::Activation;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -51,9 +51,7 @@ pub struct ActionGaussian {
 
 /// π_β(a | h, s) and the distance it calibrates.
 pub struct BehaviorPrior {
-    vs: nn::VarStore,
     net: Members,
-    threshold: Tensor,
     shape: BehaviorPriorShape,
     actions: i64,
 }
@@ -78,14 +76,8 @@ impl BehaviorPrior {
                 shape.layers, shape.hidden
             )));
         }
-        let vs = nn::VarStore::new(device);
-        let root = vs.root();
-        let mut sizes = vec![dims.features];
-        sizes.extend(std::iter::repeat_n(shape.hidden, shape.layers as usize));
-        sizes.push(2 * dims.actions);
-        let net = Members::new(&root, 1, &sizes, act);
-        let threshold = root.ones_no_train("threshold", &[]);
-        Ok(BehaviorPrior { vs, net, threshold, shape, actions: dims.actions })
+        let sizes = mlp_sizes(dims.features, shape.hidden, shape.layers, 2 * dims.actions);
+        Ok(BehaviorPrior { net: Members::new(1, &sizes, act, device), shape, actions: dims.actions })
     }
 
     pub fn shape(&self) -> BehaviorPriorShape {
@@ -93,7 +85,7 @@ impl BehaviorPrior {
     }
 
     pub fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+        self.net.var_store()
     }
 
     /// π_β(· | z) for each state.
@@ -116,22 +108,14 @@ impl BehaviorPrior {
         ((action - g.mean) / g.std).square().mean_dim(-1, false, None)
     }
 
-    /// The distance in units of the calibrated threshold, `d / d_q`.
-    ///
-    /// # Shapes
-    /// `features: [n, belief + state]`, `action: [n, A]` → `[n]`.
-    pub fn relative_distance(&self, features: &Tensor, action: &Tensor) -> Tensor {
-        self.distance(features, action) / &self.threshold
-    }
-
     /// d_q, the distance the fit calibrated (1 before [`BehaviorPrior::calibrate`]).
     pub fn threshold(&self) -> f64 {
-        self.threshold.double_value(&[])
+        self.net.threshold()
     }
 
     /// Sets d_q.
     pub fn calibrate(&mut self, threshold: f64) -> Result<()> {
-        set_threshold(&mut self.threshold, threshold, "the behaviour prior's distance")
+        self.net.calibrate(threshold, "the behaviour prior's distance")
     }
 
     /// The Gaussian negative log-likelihood of the taken actions per coordinate (without the
@@ -148,13 +132,12 @@ impl BehaviorPrior {
 
     /// Writes the weights and threshold (atomically, safetensors).
     pub fn save(&self, path: &Path) -> Result<()> {
-        Ok(gradplan_backend::save_safetensors(path, &gradplan_backend::named_variables(&self.vs))?)
+        self.net.save(path)
     }
 
     /// Reads a prior written by [`BehaviorPrior::save`] for a model of these dimensions; its
-    /// shape comes from the file, and a file for another model is refused.
+    /// shape comes from the file, and a file for another model (or an ensemble's) is refused.
     pub fn load(path: &Path, dims: EnsembleDims, act: Activation, device: Device) -> Result<BehaviorPrior> {
-        let tensors = gradplan_backend::load_safetensors(path, device)?;
         let mismatch = |detail: String| {
             Error::Unsupported(format!(
                 "{} is not a behaviour prior of this run's model ({detail}); fit one with `gradplan ensemble \
@@ -162,18 +145,18 @@ impl BehaviorPrior {
                 path.display()
             ))
         };
-        let found = shape_in_file(&tensors).map_err(mismatch)?;
-        if found.members != 1 {
-            return Err(mismatch(format!("it has {} members, a prior has 1", found.members)));
-        }
-        let shape = BehaviorPriorShape { hidden: found.hidden, layers: found.layers };
-        let prior = BehaviorPrior::new(shape, dims, act, device).map_err(|e| mismatch(e.to_string()))?;
-        gradplan_backend::copy_into_var_store(&prior.vs, tensors, path)
-            .map_err(|e| mismatch(e.to_string()))?;
-        if !(prior.threshold() > 0.0 && prior.threshold().is_finite()) {
-            return Err(mismatch(format!("its threshold is {}", prior.threshold())));
-        }
-        Ok(prior)
+        let build = |found: EnsembleShape| {
+            if found.members != 1 {
+                return Err(Error::Unsupported(format!("it has {} members, a prior has 1", found.members)));
+            }
+            BehaviorPrior::new(
+                BehaviorPriorShape { hidden: found.hidden, layers: found.layers },
+                dims,
+                act,
+                device,
+            )
+        };
+        Members::load(path, device, build, |p: &BehaviorPrior| &p.net, mismatch)
     }
 }
 
@@ -183,7 +166,7 @@ impl BehaviorPrior {
 /// random seed episodes' states, whose σ is wide, would otherwise be a refuge).
 impl DataSupport for BehaviorPrior {
     fn relative(&self, features: &Tensor, action: &Tensor) -> Tensor {
-        self.relative_distance(&features.detach(), action)
+        self.net.relative(self.distance(&features.detach(), action))
     }
 }
 
@@ -246,7 +229,7 @@ mod tests {
         let f = Tensor::randn([4096, 4], opts);
         let a = mean_of(&f) + Tensor::randn([4096, 2], opts) * &spread;
         let mask = Tensor::ones([4096], opts);
-        let mut adam = tch::nn::Adam::default().build(&p.vs, 3e-3).unwrap();
+        let mut adam = tch::nn::Adam::default().build(p.var_store(), 3e-3).unwrap();
         for _ in 0..1500 {
             let loss = p.loss(&f, &a, &mask);
             adam.backward_step(&loss);
@@ -264,7 +247,7 @@ mod tests {
         // A masked transition teaches nothing.
         assert_eq!(p.loss(&f, &(a * 100.0), &Tensor::zeros([4096], opts)).double_value(&[]), 0.0);
         p.calibrate(own).unwrap();
-        let rel = p.relative_distance(&fresh, &taken).mean(Kind::Float).double_value(&[]);
+        let rel = p.relative(&fresh, &taken).mean(Kind::Float).double_value(&[]);
         assert!((rel - 1.0).abs() < 1e-4, "{rel}");
         assert!(p.calibrate(f64::NAN).is_err());
     }

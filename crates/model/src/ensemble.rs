@@ -50,22 +50,29 @@ struct Layer {
     bias: Tensor,
 }
 
-/// K multilayer perceptrons of one shape, run as one batched network: `x [1 or K, n, in]`
-/// → `[K, n, out]`.
+/// K multilayer perceptrons of one shape in their own var store, run as one batched network
+/// (`x [1 or K, n, in]` → `[K, n, out]`), and the threshold d_q that calibrates the measure
+/// computed from them: the storage both [`Ensemble`] and [`BehaviorPrior`] are made of, with
+/// the file layout they share (`layers.{i}.weight [K, in, out]`, `layers.{i}.bias [K, 1,
+/// out]`, `threshold []`).
 pub(crate) struct Members {
+    vs: nn::VarStore,
     layers: Vec<Layer>,
     act: Activation,
+    threshold: Tensor,
 }
 
 impl Members {
     /// `sizes`: in, the hidden layers, out. Each member initialised like `torch.nn.Linear`
-    /// (U(±1/√in)), under `root/layers/{i}/{weight,bias}`.
-    pub(crate) fn new(root: &nn::Path, members: i64, sizes: &[i64], act: Activation) -> Members {
+    /// (U(±1/√in)); the threshold is 1 until [`Members::calibrate`] sets it.
+    pub(crate) fn new(members: i64, sizes: &[i64], act: Activation, device: Device) -> Members {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
         let layers = sizes
             .windows(2)
             .enumerate()
             .map(|(i, w)| {
-                let p = root / "layers" / i;
+                let p = &root / "layers" / i;
                 let k = 1.0 / (w[0] as f64).sqrt();
                 let init = nn::Init::Uniform { lo: -k, up: k };
                 Layer {
@@ -74,7 +81,8 @@ impl Members {
                 }
             })
             .collect();
-        Members { layers, act }
+        let threshold = root.ones_no_train("threshold", &[]);
+        Members { vs, layers, act, threshold }
     }
 
     pub(crate) fn forward(&self, x: Tensor) -> Tensor {
@@ -87,30 +95,71 @@ impl Members {
         }
         x
     }
+
+    pub(crate) fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// d_q (1 before [`Members::calibrate`]).
+    pub(crate) fn threshold(&self) -> f64 {
+        self.threshold.double_value(&[])
+    }
+
+    /// `measure / d_q`, u in units of the data's edge.
+    pub(crate) fn relative(&self, measure: Tensor) -> Tensor {
+        measure / &self.threshold
+    }
+
+    /// Sets d_q (finite and > 0), naming `what` it calibrates in the error.
+    pub(crate) fn calibrate(&mut self, value: f64, what: &str) -> Result<()> {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(Error::Unsupported(format!("{what} threshold must be finite and > 0, got {value}")));
+        }
+        tch::no_grad(|| {
+            let _ = self.threshold.fill_(value);
+        });
+        Ok(())
+    }
+
+    /// Writes the weights and threshold (atomically, safetensors).
+    pub(crate) fn save(&self, path: &Path) -> Result<()> {
+        Ok(gradplan_backend::save_safetensors(path, &gradplan_backend::named_variables(&self.vs))?)
+    }
+
+    /// Reads a file written by [`Members::save`] into the network `build` makes for the
+    /// shape the file describes, and checks its threshold. Every failure is `mismatch`'s
+    /// error with what was wrong.
+    pub(crate) fn load<T>(
+        path: &Path,
+        device: Device,
+        build: impl FnOnce(EnsembleShape) -> Result<T>,
+        members: impl Fn(&T) -> &Members,
+        mismatch: impl Fn(String) -> Error,
+    ) -> Result<T> {
+        let tensors = gradplan_backend::load_safetensors(path, device)?;
+        let size = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
+        let first = size("layers.0.weight").ok_or_else(|| mismatch("no layers.0.weight".into()))?;
+        let depth = (0..).take_while(|i| size(&format!("layers.{i}.weight")).is_some()).count() as i64;
+        if first.len() != 3 || depth < 2 {
+            return Err(mismatch(format!("layers.0.weight is {first:?} and there are {depth} layers")));
+        }
+        let shape = EnsembleShape { members: first[0], hidden: first[2], layers: depth - 1 };
+        let built = build(shape).map_err(|e| mismatch(e.to_string()))?;
+        let net = members(&built);
+        gradplan_backend::copy_into_var_store(&net.vs, tensors, path).map_err(|e| mismatch(e.to_string()))?;
+        if !(net.threshold() > 0.0 && net.threshold().is_finite()) {
+            return Err(mismatch(format!("its threshold is {}", net.threshold())));
+        }
+        Ok(built)
+    }
 }
 
-/// The members' shape a file written by [`Members`] describes: K, hidden units, hidden
-/// layers; what is wrong when it holds no such layers.
-pub(crate) fn shape_in_file(tensors: &[(String, Tensor)]) -> std::result::Result<EnsembleShape, String> {
-    let size = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.size());
-    let first = size("layers.0.weight").ok_or_else(|| "no layers.0.weight".to_string())?;
-    let depth = (0..).take_while(|i| size(&format!("layers.{i}.weight")).is_some()).count() as i64;
-    if first.len() != 3 || depth < 2 {
-        return Err(format!("layers.0.weight is {first:?} and there are {depth} layers"));
-    }
-    Ok(EnsembleShape { members: first[0], hidden: first[2], layers: depth - 1 })
-}
-
-/// Sets a calibrated measure's `threshold []` to d_q (finite and > 0), naming `what` it
-/// calibrates in the error.
-pub(crate) fn set_threshold(threshold: &mut Tensor, value: f64, what: &str) -> Result<()> {
-    if !(value.is_finite() && value > 0.0) {
-        return Err(Error::Unsupported(format!("{what} threshold must be finite and > 0, got {value}")));
-    }
-    tch::no_grad(|| {
-        let _ = threshold.fill_(value);
-    });
-    Ok(())
+/// `[in, hidden × layers, out]`, the sizes [`Members::new`] takes.
+pub(crate) fn mlp_sizes(input: i64, hidden: i64, layers: i64, output: i64) -> Vec<i64> {
+    let mut sizes = vec![input];
+    sizes.extend(std::iter::repeat_n(hidden, layers as usize));
+    sizes.push(output);
+    sizes
 }
 
 /// A calibrated measure of how far a transition `(h_t, s_t, a_t)` lies from the data a world
@@ -126,9 +175,7 @@ pub trait DataSupport: std::fmt::Debug {
 
 /// K one-step predictors of the next stochastic state, and the disagreement they calibrate.
 pub struct Ensemble {
-    vs: nn::VarStore,
     members: Members,
-    threshold: Tensor,
     shape: EnsembleShape,
 }
 
@@ -177,14 +224,8 @@ impl Ensemble {
                 shape.members, shape.layers, shape.hidden
             )));
         }
-        let vs = nn::VarStore::new(device);
-        let root = vs.root();
-        let mut sizes = vec![dims.features + dims.actions];
-        sizes.extend(std::iter::repeat_n(shape.hidden, shape.layers as usize));
-        sizes.push(dims.state);
-        let members = Members::new(&root, shape.members, &sizes, act);
-        let threshold = root.ones_no_train("threshold", &[]);
-        Ok(Ensemble { vs, members, threshold, shape })
+        let sizes = mlp_sizes(dims.features + dims.actions, shape.hidden, shape.layers, dims.state);
+        Ok(Ensemble { members: Members::new(shape.members, &sizes, act, device), shape })
     }
 
     pub fn shape(&self) -> EnsembleShape {
@@ -192,7 +233,7 @@ impl Ensemble {
     }
 
     pub fn var_store(&self) -> &nn::VarStore {
-        &self.vs
+        self.members.var_store()
     }
 
     /// Every member's prediction of the next stochastic state's posterior mean.
@@ -211,22 +252,14 @@ impl Ensemble {
         self.predict(features, action).var_dim(0, false, false).mean_dim(-1, false, None)
     }
 
-    /// The disagreement in units of the calibrated threshold, `d / d_q`.
-    ///
-    /// # Shapes
-    /// `features: [n, belief + state]`, `action: [n, A]` → `[n]`.
-    pub fn relative_disagreement(&self, features: &Tensor, action: &Tensor) -> Tensor {
-        self.disagreement(features, action) / &self.threshold
-    }
-
     /// d_q, the disagreement the fit calibrated (1 before [`Ensemble::calibrate`]).
     pub fn threshold(&self) -> f64 {
-        self.threshold.double_value(&[])
+        self.members.threshold()
     }
 
     /// Sets d_q.
     pub fn calibrate(&mut self, threshold: f64) -> Result<()> {
-        set_threshold(&mut self.threshold, threshold, "the ensemble's disagreement")
+        self.members.calibrate(threshold, "the ensemble's disagreement")
     }
 
     /// The mean squared error of every member on the same transitions, summed over members
@@ -243,33 +276,27 @@ impl Ensemble {
 
     /// Writes the weights and threshold (atomically, safetensors).
     pub fn save(&self, path: &Path) -> Result<()> {
-        Ok(gradplan_backend::save_safetensors(path, &gradplan_backend::named_variables(&self.vs))?)
+        self.members.save(path)
     }
 
     /// Reads an ensemble written by [`Ensemble::save`] for a model of these dimensions; its
     /// shape comes from the file, and a file for another model is refused.
     pub fn load(path: &Path, dims: EnsembleDims, act: Activation, device: Device) -> Result<Ensemble> {
-        let tensors = gradplan_backend::load_safetensors(path, device)?;
         let mismatch = |detail: String| {
             Error::Unsupported(format!(
                 "{} is not an ensemble of this run's model ({detail}); fit one with `gradplan ensemble --run-dir <run>`",
                 path.display()
             ))
         };
-        let shape = shape_in_file(&tensors).map_err(mismatch)?;
-        let ensemble = Ensemble::new(shape, dims, act, device).map_err(|e| mismatch(e.to_string()))?;
-        gradplan_backend::copy_into_var_store(&ensemble.vs, tensors, path)
-            .map_err(|e| mismatch(e.to_string()))?;
-        if !(ensemble.threshold() > 0.0 && ensemble.threshold().is_finite()) {
-            return Err(mismatch(format!("its threshold is {}", ensemble.threshold())));
-        }
-        Ok(ensemble)
+        let build = |shape| Ensemble::new(shape, dims, act, device);
+        Members::load(path, device, build, |e: &Ensemble| &e.members, mismatch)
     }
 }
 
+/// u = d / d_q.
 impl DataSupport for Ensemble {
     fn relative(&self, features: &Tensor, action: &Tensor) -> Tensor {
-        self.relative_disagreement(features, action)
+        self.members.relative(self.disagreement(features, action))
     }
 }
 
@@ -359,7 +386,7 @@ mod tests {
         let a = Tensor::rand([256, 2], opts) * 0.5;
         let targets = Tensor::cat(&[f.narrow(1, 0, 2).sum_dim_intlist(1, true, None), a.narrow(1, 0, 2)], 1);
         let mask = Tensor::ones([256], opts);
-        let mut adam = tch::nn::Adam::default().build(&e.vs, 3e-3).unwrap();
+        let mut adam = tch::nn::Adam::default().build(e.var_store(), 3e-3).unwrap();
         let before = e.loss(&f, &a, &targets, &mask).double_value(&[]);
         for _ in 0..400 {
             let loss = e.loss(&f, &a, &targets, &mask);
@@ -377,7 +404,7 @@ mod tests {
         let zero = Tensor::zeros([256], opts);
         assert_eq!(e.loss(&f, &a, &(targets * 100.0), &zero).double_value(&[]), 0.0);
         e.calibrate(near).unwrap();
-        let rel = e.relative_disagreement(&f, &a).mean(Kind::Float).double_value(&[]);
+        let rel = e.relative(&f, &a).mean(Kind::Float).double_value(&[]);
         assert!((rel - 1.0).abs() < 1e-4, "{rel}");
         assert!(e.calibrate(0.0).is_err());
     }

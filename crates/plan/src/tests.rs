@@ -135,37 +135,37 @@ fn rollout_return_gradient_matches_central_differences() {
     // relative error below 1e-6, per element (relative to max(|fd|, 1e-3)) and for the whole
     // gradient. Measured: 3e-8 worst element, 1e-9 whole gradient.
     let lq = LinearQuadratic::example(Kind::Double).with_value(0.7);
-    let x0 = LinearQuadratic::EXAMPLE_START;
-    let start = lq.start(&x0);
-    let (discount, use_value) = (0.9, true);
+    let start = lq.start(&LinearQuadratic::EXAMPLE_START);
     tch::manual_seed(1);
     let actions = Tensor::randn([4, 3, 2], (Kind::Double, Device::Cpu));
+    let (worst, relative) = gradient_error(|a| rollout_return(&lq, &start, a, 0.9, true), &actions);
+    eprintln!("gradient check: worst element {worst:.1e}, whole gradient {relative:.1e}");
+    assert!(worst < 1e-6 && relative < 1e-6, "worst {worst:e}, overall {relative:e}");
+}
+
+/// Autograd's gradient of `Σ_j returns(a)_j` at the f64 `actions` against central
+/// differences (ε = 1e-6): the worst element's relative error (relative to max(|fd|, 1e-3))
+/// and the whole gradient's.
+fn gradient_error(returns: impl Fn(&Tensor) -> Tensor, actions: &Tensor) -> (f64, f64) {
     let a = actions.detach().set_requires_grad(true);
-    let objective = rollout_return(&lq, &start, &a, discount, use_value).sum(Kind::Double);
-    let grad = flat(&Tensor::run_backward(&[objective], &[&a], false, false)[0]);
+    let grad = flat(&Tensor::run_backward(&[returns(&a).sum(Kind::Double)], &[&a], false, false)[0]);
+    let total = |x: &Tensor| tch::no_grad(|| returns(x).sum(Kind::Double).double_value(&[]));
+    let base = flat(actions);
     let eps = 1e-6;
-    let total = |x: &Tensor| {
-        tch::no_grad(|| {
-            rollout_return(&lq, &start, x, discount, use_value).sum(Kind::Double).double_value(&[])
-        })
-    };
-    let base = flat(&actions);
     let mut worst: f64 = 0.0;
     let (mut err2, mut norm2) = (0.0, 0.0);
     for (i, g) in grad.iter().enumerate() {
         let bump = |d: f64| {
             let mut v = base.clone();
             v[i] += d;
-            Tensor::from_slice(&v).view([4, 3, 2])
+            Tensor::from_slice(&v).view(actions.size().as_slice())
         };
         let fd = (total(&bump(eps)) - total(&bump(-eps))) / (2.0 * eps);
         worst = worst.max((g - fd).abs() / fd.abs().max(1e-3));
         err2 += (g - fd).powi(2);
         norm2 += fd.powi(2);
     }
-    let relative = (err2 / norm2).sqrt();
-    eprintln!("gradient check: worst element {worst:.1e}, whole gradient {relative:.1e}");
-    assert!(worst < 1e-6 && relative < 1e-6, "worst {worst:e}, overall {relative:e}");
+    (worst, (err2 / norm2).sqrt())
 }
 
 /// λ Σ_t γ^t max(|a_t|²/c² − 1, 0) for one time-major sequence of 2-dim actions: the penalty
@@ -221,27 +221,7 @@ fn the_penalised_return_gradient_matches_central_differences() {
     let objective = Objective { uncertainty_penalty: 0.7, ..Objective::new(0.9, false) };
     tch::manual_seed(3);
     let actions = Tensor::randn([4, 3, 2], (Kind::Double, Device::Cpu)) * 0.8;
-    let a = actions.detach().set_requires_grad(true);
-    let grad = flat(
-        &Tensor::run_backward(&[objective.returns(&lq, &start, &a).sum(Kind::Double)], &[&a], false, false)
-            [0],
-    );
-    let base = flat(&actions);
-    let total = |v: &[f64]| {
-        tch::no_grad(|| {
-            objective.returns(&lq, &start, &Tensor::from_slice(v).view([4, 3, 2])).sum(Kind::Double)
-        })
-        .double_value(&[])
-    };
-    let eps = 1e-6;
-    let mut worst: f64 = 0.0;
-    for (i, g) in grad.iter().enumerate() {
-        let (mut up, mut down) = (base.clone(), base.clone());
-        up[i] += eps;
-        down[i] -= eps;
-        let fd = (total(&up) - total(&down)) / (2.0 * eps);
-        worst = worst.max((g - fd).abs() / fd.abs().max(1e-3));
-    }
+    let (worst, _) = gradient_error(|a| objective.returns(&lq, &start, a), &actions);
     assert!(worst < 1e-6, "worst relative error {worst:e}");
 }
 

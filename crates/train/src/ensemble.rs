@@ -19,7 +19,7 @@ use crate::tensors::batch_to_tensors;
 use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
-use gradplan_config::UncertaintyMeasure;
+use gradplan_config::{Activation, UncertaintyMeasure};
 use gradplan_model::{
     BehaviorPrior, BehaviorPriorShape, DataSupport, Ensemble, EnsembleDims, EnsembleShape, SequenceBatch,
     WorldModel,
@@ -193,7 +193,7 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
     gradplan_backend::set_threads(opts.threads.unwrap_or(cfg.threads));
     let checkpoint = checkpoint::latest_noted(run_dir)?.ok_or_else(|| {
         Error::RunDir(format!(
-            "{} has no checkpoint to fit an ensemble to; train it first (`gradplan resume --run-dir {}`)",
+            "{} has no checkpoint to fit to; train it first (`gradplan resume --run-dir {}`)",
             run_dir.display(),
             run_dir.display()
         ))
@@ -210,28 +210,13 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
     let mut model = WorldModel::new(&cfg.model, obs_shape(replay.obs_spec()), action_dim, device)?;
     model.load(&checkpoint.join(MODEL_FILE))?;
     let m = &cfg.model;
-    let dims = EnsembleDims::of(&model);
     let shape = EnsembleShape {
         members: opts.members,
         hidden: opts.hidden.unwrap_or(m.hidden_size),
         layers: opts.layers,
     };
     tch::manual_seed(derive_seed(opts.seed, Stream::Ensemble, 0) as i64);
-    let mut fitted = match opts.measure {
-        UncertaintyMeasure::Disagreement => {
-            Fitted::Ensemble(Ensemble::new(shape, dims, m.activation, device)?)
-        }
-        UncertaintyMeasure::Behavior => Fitted::Prior(BehaviorPrior::new(
-            BehaviorPriorShape { hidden: shape.hidden, layers: shape.layers },
-            dims,
-            m.activation,
-            device,
-        )?),
-    };
-    let shape = match opts.measure {
-        UncertaintyMeasure::Disagreement => shape,
-        UncertaintyMeasure::Behavior => EnsembleShape { members: 1, ..shape },
-    };
+    let mut fitted = Fitted::new(opts.measure, shape, EnsembleDims::of(&model), m.activation, device)?;
     let mut adam = tch::nn::Adam::default().build(fitted.var_store(), opts.learning_rate)?;
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 1));
     let tenth = (opts.updates / 10).max(1);
@@ -283,21 +268,12 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
     let at = |q: f64| measures[((measures.len() - 1) as f64 * q).round() as usize];
     let threshold = at(opts.quantile());
     let path = checkpoint.join(support_file(opts.measure));
-    match &mut fitted {
-        Fitted::Ensemble(e) => {
-            e.calibrate(threshold)?;
-            e.save(&path)?
-        }
-        Fitted::Prior(p) => {
-            p.calibrate(threshold)?;
-            p.save(&path)?
-        }
-    }
+    fitted.calibrate_and_save(threshold, &path)?;
     Ok(FitReport {
         checkpoint,
         path,
         measure: opts.measure,
-        shape,
+        shape: fitted.shape(),
         first_loss: first,
         last_loss: last,
         calibration_loss: calibration,
@@ -316,6 +292,51 @@ enum Fitted {
 }
 
 impl Fitted {
+    /// A fresh network of `measure`'s kind; the prior is one network of `shape`'s hidden
+    /// sizes.
+    fn new(
+        measure: UncertaintyMeasure,
+        shape: EnsembleShape,
+        dims: EnsembleDims,
+        act: Activation,
+        device: Device,
+    ) -> Result<Fitted> {
+        Ok(match measure {
+            UncertaintyMeasure::Disagreement => Fitted::Ensemble(Ensemble::new(shape, dims, act, device)?),
+            UncertaintyMeasure::Behavior => Fitted::Prior(BehaviorPrior::new(
+                BehaviorPriorShape { hidden: shape.hidden, layers: shape.layers },
+                dims,
+                act,
+                device,
+            )?),
+        })
+    }
+
+    /// Members, hidden units and hidden layers (1 member for the prior).
+    fn shape(&self) -> EnsembleShape {
+        match self {
+            Fitted::Ensemble(e) => e.shape(),
+            Fitted::Prior(p) => {
+                let s = p.shape();
+                EnsembleShape { members: 1, hidden: s.hidden, layers: s.layers }
+            }
+        }
+    }
+
+    fn calibrate_and_save(&mut self, threshold: f64, path: &Path) -> Result<()> {
+        match self {
+            Fitted::Ensemble(e) => {
+                e.calibrate(threshold)?;
+                e.save(path)?
+            }
+            Fitted::Prior(p) => {
+                p.calibrate(threshold)?;
+                p.save(path)?
+            }
+        }
+        Ok(())
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Fitted::Ensemble(_) => "ensemble",

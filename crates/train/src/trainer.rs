@@ -281,8 +281,8 @@ impl Trainer {
             return Err(Error::Config(gradplan_config::Error::Invalid {
                 key: "planner.uncertainty_penalty".into(),
                 reason:
-                    "is an evaluation setting: training fits no disagreement ensemble. Train with 0, then \
-                         `gradplan ensemble --run-dir <run>` and `gradplan eval --run-dir <run> --set \
+                    "is an evaluation setting: training fits no ensemble or behaviour prior. Train with 0, \
+                         then `gradplan ensemble --run-dir <run>` and `gradplan eval --run-dir <run> --set \
                          planner.uncertainty_penalty=<λ>`"
                         .into(),
             }));

@@ -21,14 +21,7 @@ fn config(extra: &[&str]) -> RunConfig {
 }
 
 fn opts(planner: &str, overrides: &[&str]) -> EvalOptions {
-    EvalOptions {
-        planner: Some(planner.parse().unwrap()),
-        overrides: overrides.iter().map(|s| s.to_string()).collect(),
-        episodes: 2,
-        seed: 3,
-        threads: Some(1),
-        ..Default::default()
-    }
+    common::eval_opts(planner, overrides, 3)
 }
 
 #[test]

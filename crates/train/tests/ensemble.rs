@@ -34,14 +34,7 @@ fn trained_run() -> (tempfile::TempDir, std::path::PathBuf) {
 
 /// One Grad-MPC episode at seed 3 with these `planner.*` overrides.
 fn eval(overrides: &[&str]) -> EvalOptions {
-    EvalOptions {
-        planner: Some("grad-mpc".parse().unwrap()),
-        overrides: overrides.iter().map(|s| s.to_string()).collect(),
-        episodes: 1,
-        seed: 3,
-        threads: Some(1),
-        ..Default::default()
-    }
+    EvalOptions { episodes: 1, ..common::eval_opts("grad-mpc", overrides, 3) }
 }
 
 #[test]

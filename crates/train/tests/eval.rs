@@ -7,23 +7,12 @@
 
 mod common;
 
-use common::debug_config;
+use common::{debug_config, eval_opts as opts};
 use gradplan_config::RunConfig;
 use gradplan_env::{Frame, Obs};
 use gradplan_train::eval::{EVAL_COLUMNS, EVAL_FILE};
 use gradplan_train::{evaluate, Decision, EvalOptions, Evaluator, RunOptions, Trainer};
 use std::path::Path;
-
-fn opts(planner: &str, overrides: &[&str], seed: u64) -> EvalOptions {
-    EvalOptions {
-        planner: Some(planner.parse().unwrap()),
-        overrides: overrides.iter().map(|s| s.to_string()).collect(),
-        episodes: 2,
-        seed,
-        threads: Some(1),
-        ..Default::default()
-    }
-}
 
 /// eval.csv as rows of cells (none of ours needs quoting).
 fn rows(dir: &Path) -> Vec<Vec<String>> {

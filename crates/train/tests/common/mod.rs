@@ -1,6 +1,7 @@
 //! What the run-level tests share: a tiny run on the native pendulum (no Python).
 
 use gradplan_config::RunConfig;
+use gradplan_train::EvalOptions;
 
 /// The debug preset on `native_pendulum-swingup` from state, 100-step episodes, 400 env
 /// steps (4 episodes), seed 7, one thread; `extra` overrides go on top (the last one wins).
@@ -17,4 +18,17 @@ pub fn debug_config(extra: &[&str]) -> RunConfig {
     .into();
     overrides.extend(extra.iter().map(|s| s.to_string()));
     RunConfig::resolve("debug", None, &overrides).unwrap()
+}
+
+/// Two evaluation episodes of `planner` at `seed` on one thread, with these `planner.*`
+/// overrides.
+pub fn eval_opts(planner: &str, overrides: &[&str], seed: u64) -> EvalOptions {
+    EvalOptions {
+        planner: Some(planner.parse().unwrap()),
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        episodes: 2,
+        seed,
+        threads: Some(1),
+        ..Default::default()
+    }
 }
