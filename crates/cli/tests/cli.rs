@@ -329,6 +329,22 @@ fn debug_training_runs_end_to_end_on_dm_control_pixels() {
     assert!(run.join("checkpoints/ep-000004/behavior_prior.safetensors").is_file(), "{fitted}");
     let out = gradplan(&behavior);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The state density likewise; a bad shrinkage is refused by name.
+    let density = [&penalised[..], &["--set", "planner.uncertainty_measure=density"]].concat();
+    assert_clear_failure(&gradplan(&density), "--measure density");
+    let fit_density =
+        ["ensemble", "--run-dir", run_arg, "--measure", "density", "--updates", "30", "--threads", "1"];
+    assert_clear_failure(&gradplan(&[&fit_density[..], &["--shrinkage", "1"]].concat()), "--shrinkage");
+    let out = gradplan(&fit_density);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fitted = text(&out.stdout);
+    assert!(
+        fitted.contains("state density over 20 features") && fitted.contains("mean distance"),
+        "{fitted}"
+    );
+    assert!(run.join("checkpoints/ep-000004/state_density.safetensors").is_file(), "{fitted}");
+    let out = gradplan(&density);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     // Without LATEST, eval takes the newest complete checkpoint and says which.
     std::fs::remove_file(run.join("checkpoints/LATEST")).unwrap();
     let out =

@@ -171,6 +171,9 @@ pub enum UncertaintyMeasure {
     /// The distance of the action from a Gaussian behaviour prior fitted to the replay's
     /// actions in each state (`behavior_prior.safetensors`).
     Behavior,
+    /// The distance of the state a transition leaves from a Gaussian fitted to the model
+    /// states the replay filters to (`state_density.safetensors`).
+    Density,
 }
 
 impl UncertaintyMeasure {
@@ -178,6 +181,7 @@ impl UncertaintyMeasure {
         match self {
             UncertaintyMeasure::Disagreement => "disagreement",
             UncertaintyMeasure::Behavior => "behavior",
+            UncertaintyMeasure::Density => "density",
         }
     }
 }
@@ -307,7 +311,8 @@ pub struct PlannerConfig {
     /// transition beyond the edge of its training data (every model-based planner's
     /// objective), 0. Above 0 it needs the run's fitted measure (`gradplan ensemble`).
     pub uncertainty_penalty: f64,
-    /// What u is: the ensemble's `disagreement` (default) or the `behavior` prior's distance.
+    /// What u is: the ensemble's `disagreement` (default), the `behavior` prior's distance, or
+    /// the state `density`'s.
     pub uncertainty_measure: UncertaintyMeasure,
     /// Grad-MPC: σ_n, std of the noise on the actions of every imagination it scores (the
     /// screen's rounds, the ascent and the selection: R expected under execution noise), 0.
@@ -1084,6 +1089,9 @@ mod tests {
         let err =
             run.overridden(None, &["planner.uncertainty_measure=prior".into()]).unwrap_err().to_string();
         assert!(err.contains("uncertainty_measure") && err.contains("behavior"), "{err}");
+        let ok = run.overridden(None, &["planner.uncertainty_measure=density".into()]).unwrap();
+        assert_eq!(ok.uncertainty_measure, UncertaintyMeasure::Density);
+        assert!(err.contains("density"), "{err}");
     }
 
     #[test]

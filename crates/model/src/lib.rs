@@ -5,17 +5,21 @@
 //! * [`ensemble`]: K one-step predictors whose disagreement marks transitions far from the
 //!   training data (a planning penalty), and [`DataSupport`], the measure the planners see.
 //! * [`behavior_prior`]: a Gaussian over the replay's actions per state, whose distance marks
-//!   actions the data's collector never took (the other [`DataSupport`]).
+//!   actions the data's collector never took (another [`DataSupport`]).
+//! * [`density`]: a Gaussian over the model states the replay filters to, whose distance
+//!   marks imagined states the data never reached (the third [`DataSupport`]).
 //! * [`world_model`]: encoder, decoder and reward model around the RSSM, the ELBO loss with
 //!   free nats, preprocessing, and safetensors checkpoints with PyTorch-style names.
 
 pub mod behavior_prior;
+pub mod density;
 pub mod ensemble;
 pub mod nn;
 pub mod rssm;
 pub mod world_model;
 
 pub use behavior_prior::{ActionGaussian, BehaviorPrior, BehaviorPriorShape};
+pub use density::{Moments, StateDensity};
 pub use ensemble::{DataSupport, Ensemble, EnsembleDims, EnsembleShape};
 pub use rssm::{FilterStep, Gaussian, InputOffsets, Observed, Prediction, Rssm, RssmState};
 pub use world_model::{preprocess_frames, Losses, ObsShape, SequenceBatch, WorldModel};

@@ -1,18 +1,20 @@
 //! `gradplan ensemble`: fits a run's latest checkpoint's measure of data support
 //! ([`gradplan_model::DataSupport`]) on that checkpoint's own replay, with the world model
-//! frozen: the disagreement ensemble ([`gradplan_model::Ensemble`]) or the behaviour prior
-//! ([`gradplan_model::BehaviorPrior`]).
+//! frozen: the disagreement ensemble ([`gradplan_model::Ensemble`]), the behaviour prior
+//! ([`gradplan_model::BehaviorPrior`]) or the state density
+//! ([`gradplan_model::StateDensity`]).
 //!
 //! For each sampled chunk the frozen model filters the observations; every transition
 //! `(h_t, s_t, a_{t+1}) → E_q[s_{t+1}]` that does not cross an episode start is a training
 //! pair (`a_{t+1}` is the action that led to `o_{t+1}`, the replay's convention): the
-//! ensemble regresses the next state's posterior mean, the prior the action. After the
-//! updates, the measure on fresh chunks of the same replay (another random stream; the
+//! ensemble regresses the next state's posterior mean, the prior the action. The density
+//! has no updates: the same number of batches give the features' mean and covariance. Then
+//! the measure on fresh chunks of the same replay (another random stream; the
 //! replay is the data, so these are not held out from it) calibrates the threshold: its
 //! `quantile` is the edge of the data, u = 1. The file lands in the checkpoint
-//! directory it belongs to (`ensemble.safetensors` or `behavior_prior.safetensors`, written
-//! atomically), so an evaluation finds it beside the weights it was fitted to, and a later
-//! checkpoint has none until it is fitted again.
+//! directory it belongs to ([`support_file`], written atomically), so an evaluation finds
+//! it beside the weights it was fitted to, and a later checkpoint has none until it is
+//! fitted again.
 
 use crate::checkpoint::{self, MODEL_FILE, REPLAY_FILE};
 use crate::tensors::batch_to_tensors;
@@ -21,8 +23,8 @@ use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
 use gradplan_config::{Activation, UncertaintyMeasure};
 use gradplan_model::{
-    BehaviorPrior, BehaviorPriorShape, DataSupport, Ensemble, EnsembleDims, EnsembleShape, SequenceBatch,
-    WorldModel,
+    BehaviorPrior, BehaviorPriorShape, DataSupport, Ensemble, EnsembleDims, EnsembleShape, Moments,
+    SequenceBatch, StateDensity, WorldModel,
 };
 use gradplan_replay::Replay;
 use rand::SeedableRng;
@@ -38,18 +40,22 @@ pub const ENSEMBLE_FILE: &str = "ensemble.safetensors";
 /// Name of the behaviour prior's file inside a checkpoint directory.
 pub const BEHAVIOR_PRIOR_FILE: &str = "behavior_prior.safetensors";
 
+/// Name of the state density's file inside a checkpoint directory.
+pub const STATE_DENSITY_FILE: &str = "state_density.safetensors";
+
 /// The file `measure` is stored in, inside its checkpoint's directory.
 pub fn support_file(measure: UncertaintyMeasure) -> &'static str {
     match measure {
         UncertaintyMeasure::Disagreement => ENSEMBLE_FILE,
         UncertaintyMeasure::Behavior => BEHAVIOR_PRIOR_FILE,
+        UncertaintyMeasure::Density => STATE_DENSITY_FILE,
     }
 }
 
 /// How to fit.
 #[derive(Debug, Clone)]
 pub struct FitOptions {
-    /// What to fit: the disagreement ensemble or the behaviour prior.
+    /// What to fit: the disagreement ensemble, the behaviour prior or the state density.
     pub measure: UncertaintyMeasure,
     /// K members (the ensemble's; a prior is one network); hidden units default to the
     /// run's `model.hidden_size`.
@@ -57,9 +63,11 @@ pub struct FitOptions {
     pub hidden: Option<i64>,
     pub layers: i64,
     /// Gradient steps (Adam), each on one chunk batch of the run's `train.batch_size` ×
-    /// `train.chunk_length`.
+    /// `train.chunk_length`; for the density, the batches its moments are summed over.
     pub updates: usize,
     pub learning_rate: f64,
+    /// ε, the density's shrinkage of its covariance towards the average variance, in [0, 1).
+    pub shrinkage: f64,
     /// The quantile of the replay's measure that becomes u = 1, in (0, 1); `None` takes the
     /// measure's own ([`FitOptions::quantile`]).
     pub quantile: Option<f64>,
@@ -82,6 +90,7 @@ impl Default for FitOptions {
             layers: shape.layers,
             updates: 2000,
             learning_rate: 1e-3,
+            shrinkage: gradplan_model::density::DEFAULT_SHRINKAGE,
             quantile: None,
             calibration_batches: 8,
             seed: 0,
@@ -98,13 +107,16 @@ pub struct FitReport {
     pub checkpoint: PathBuf,
     pub path: PathBuf,
     pub measure: UncertaintyMeasure,
-    /// Members (1 for the prior), hidden units, hidden layers.
+    /// Members (1 for the prior), hidden units, hidden layers; for the density, 0 members,
+    /// and its feature size as the hidden units.
     pub shape: EnsembleShape,
     /// Mean loss (the ensemble's: summed member MSE; the prior's: Gaussian NLL per action
-    /// coordinate) over the first and the last tenth of the updates.
-    pub first_loss: f64,
-    pub last_loss: f64,
-    /// Mean loss on the calibration transitions.
+    /// coordinate) over the first and the last tenth of the updates; `None` for the
+    /// density, which has no updates.
+    pub first_loss: Option<f64>,
+    pub last_loss: Option<f64>,
+    /// Mean loss on the calibration transitions (the density's: its mean distance d, 1 for
+    /// features like the fit's).
     pub calibration_loss: f64,
     /// The calibration transitions' measure at the 50th and 90th percentiles and its maximum, in units of
     /// the threshold (so the threshold itself is 1).
@@ -152,10 +164,12 @@ impl FitOptions {
     /// noise, so its tail is the noise's, and plans sit well inside it: at the 99th
     /// percentile's edge, on a CEM-trained cheetah-run model, CEM's executed actions had
     /// median u 0.17 and the robust Grad-MPC plans that tipped the cheetah 0.43, above 1 on
-    /// only 6% of decisions (docs/results.md, "A behaviour prior").
+    /// only 6% of decisions (docs/results.md, "A behaviour prior"). The density's is its
+    /// 99th percentile, like the disagreement's: the states a plan passes through should
+    /// pay only beyond nearly all the data's.
     pub fn quantile(&self) -> f64 {
         self.quantile.unwrap_or(match self.measure {
-            UncertaintyMeasure::Disagreement => 0.99,
+            UncertaintyMeasure::Disagreement | UncertaintyMeasure::Density => 0.99,
             UncertaintyMeasure::Behavior => 0.5,
         })
     }
@@ -172,6 +186,9 @@ impl FitOptions {
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(invalid("--learning-rate", "must be a positive number"));
+        }
+        if !(0.0..1.0).contains(&self.shrinkage) {
+            return Err(invalid("--shrinkage", "must be at least 0 and below 1"));
         }
         if !(self.quantile() > 0.0 && self.quantile() < 1.0) {
             return Err(invalid("--quantile", "must be strictly between 0 and 1"));
@@ -216,41 +233,53 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
         layers: opts.layers,
     };
     tch::manual_seed(derive_seed(opts.seed, Stream::Ensemble, 0) as i64);
-    let mut fitted = Fitted::new(opts.measure, shape, EnsembleDims::of(&model), m.activation, device)?;
-    let mut adam = tch::nn::Adam::default().build(fitted.var_store(), opts.learning_rate)?;
+    let dims = EnsembleDims::of(&model);
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 1));
-    let tenth = (opts.updates / 10).max(1);
-    let (mut first, mut last) = (0.0, 0.0);
-    for update in 0..opts.updates {
-        let seq = batch_to_tensors(&replay.sample(batch, chunk, &mut rng)?, m.bit_depth, device, false);
-        let t = transitions(&model, &seq);
-        let loss = fitted.loss(&t);
-        let value = loss.double_value(&[]);
-        if !value.is_finite() {
-            return Err(Error::RunDir(format!(
-                "the {}'s loss became {value} at update {update}; nothing was written. Fit again with a \
-                 lower --learning-rate",
-                fitted.name()
-            )));
+    let sample = |rng: &mut ChaCha8Rng| -> Result<Transitions> {
+        let seq = batch_to_tensors(&replay.sample(batch, chunk, rng)?, m.bit_depth, device, false);
+        Ok(transitions(&model, &seq))
+    };
+    let (mut fitted, first, last) = if opts.measure == UncertaintyMeasure::Density {
+        let mut moments = Moments::new(dims.features, device);
+        for _ in 0..opts.updates {
+            moments.add(&sample(&mut rng)?.features);
         }
-        adam.backward_step(&loss);
-        if update < tenth {
-            first += value / tenth as f64;
+        (Fitted::Density(StateDensity::fit(&moments, opts.shrinkage)?), None, None)
+    } else {
+        let fitted = Fitted::new(opts.measure, shape, dims, m.activation, device)?;
+        let var_store = fitted.var_store().expect("a network has a var store");
+        let mut adam = tch::nn::Adam::default().build(var_store, opts.learning_rate)?;
+        let tenth = (opts.updates / 10).max(1);
+        let (mut first, mut last) = (0.0, 0.0);
+        for update in 0..opts.updates {
+            let loss = fitted.loss(&sample(&mut rng)?);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                return Err(Error::RunDir(format!(
+                    "the {}'s loss became {value} at update {update}; nothing was written. Fit again with a \
+                     lower --learning-rate",
+                    fitted.name()
+                )));
+            }
+            adam.backward_step(&loss);
+            if update < tenth {
+                first += value / tenth as f64;
+            }
+            if update >= opts.updates - tenth {
+                last += value / tenth as f64;
+            }
+            if (update + 1) % 100 == 0 {
+                progress(update + 1, value);
+            }
         }
-        if update >= opts.updates - tenth {
-            last += value / tenth as f64;
-        }
-        if (update + 1) % 100 == 0 {
-            progress(update + 1, value);
-        }
-    }
+        (fitted, Some(first), Some(last))
+    };
     // Fresh chunks, from a stream the fit never drew from.
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 2));
     let mut measures = Vec::new();
     let mut calibration = 0.0;
     for _ in 0..opts.calibration_batches {
-        let seq = batch_to_tensors(&replay.sample(batch, chunk, &mut rng)?, m.bit_depth, device, false);
-        let t = transitions(&model, &seq);
+        let t = sample(&mut rng)?;
         tch::no_grad(|| {
             calibration += fitted.loss(&t).double_value(&[]) / opts.calibration_batches as f64;
             let d = fitted.measure(&t);
@@ -289,11 +318,12 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
 enum Fitted {
     Ensemble(Ensemble),
     Prior(BehaviorPrior),
+    Density(StateDensity),
 }
 
 impl Fitted {
     /// A fresh network of `measure`'s kind; the prior is one network of `shape`'s hidden
-    /// sizes.
+    /// sizes. The density is no network: it is made from its moments.
     fn new(
         measure: UncertaintyMeasure,
         shape: EnsembleShape,
@@ -309,6 +339,7 @@ impl Fitted {
                 act,
                 device,
             )?),
+            UncertaintyMeasure::Density => unreachable!("the density is fitted from moments"),
         })
     }
 
@@ -320,6 +351,7 @@ impl Fitted {
                 let s = p.shape();
                 EnsembleShape { members: 1, hidden: s.hidden, layers: s.layers }
             }
+            Fitted::Density(d) => EnsembleShape { members: 0, hidden: d.features(), layers: 0 },
         }
     }
 
@@ -333,6 +365,10 @@ impl Fitted {
                 p.calibrate(threshold)?;
                 p.save(path)?
             }
+            Fitted::Density(d) => {
+                d.calibrate(threshold)?;
+                d.save(path)?
+            }
         }
         Ok(())
     }
@@ -341,21 +377,27 @@ impl Fitted {
         match self {
             Fitted::Ensemble(_) => "ensemble",
             Fitted::Prior(_) => "behaviour prior",
+            Fitted::Density(_) => "state density",
         }
     }
 
-    fn var_store(&self) -> &tch::nn::VarStore {
+    /// The network's parameters; the density has none.
+    fn var_store(&self) -> Option<&tch::nn::VarStore> {
         match self {
-            Fitted::Ensemble(e) => e.var_store(),
-            Fitted::Prior(p) => p.var_store(),
+            Fitted::Ensemble(e) => Some(e.var_store()),
+            Fitted::Prior(p) => Some(p.var_store()),
+            Fitted::Density(_) => None,
         }
     }
 
-    /// The fit's loss on these transitions `[]`.
+    /// The fit's loss on these transitions `[]` (the density's: its mean distance).
     fn loss(&self, t: &Transitions) -> Tensor {
         match self {
             Fitted::Ensemble(e) => e.loss(&t.features, &t.actions, &t.targets, &t.mask),
             Fitted::Prior(p) => p.loss(&t.features, &t.actions, &t.mask),
+            Fitted::Density(d) => {
+                (d.distance(&t.features) * &t.mask).sum(Kind::Float) / t.mask.sum(Kind::Float).clamp_min(1.0)
+            }
         }
     }
 
@@ -364,6 +406,7 @@ impl Fitted {
         match self {
             Fitted::Ensemble(e) => e.disagreement(&t.features, &t.actions),
             Fitted::Prior(p) => p.distance(&t.features, &t.actions),
+            Fitted::Density(d) => d.distance(&t.features),
         }
     }
 }
@@ -383,6 +426,7 @@ pub fn load(
     Ok(Some(match measure {
         UncertaintyMeasure::Disagreement => Rc::new(Ensemble::load(&path, dims, act, device)?),
         UncertaintyMeasure::Behavior => Rc::new(BehaviorPrior::load(&path, dims, act, device)?),
+        UncertaintyMeasure::Density => Rc::new(StateDensity::load(&path, dims.features, device)?),
     }))
 }
 
@@ -392,6 +436,7 @@ pub fn missing(checkpoint: &Path, measure: UncertaintyMeasure) -> Error {
     let (what, flag) = match measure {
         UncertaintyMeasure::Disagreement => ("disagreement ensemble", ""),
         UncertaintyMeasure::Behavior => ("behaviour prior", " --measure behavior"),
+        UncertaintyMeasure::Density => ("state density", " --measure density"),
     };
     Error::RunDir(format!(
         "planner.uncertainty_penalty needs the run's {what} (planner.uncertainty_measure = {measure}), and {} \

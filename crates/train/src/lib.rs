@@ -17,7 +17,9 @@ pub mod tensors;
 pub mod trainer;
 
 pub use agent::{Agent, Decision, EpisodeOptions, EpisodeStats, FrameSink, ParallelEpisodes, Policy};
-pub use ensemble::{fit as fit_ensemble, FitOptions, FitReport, BEHAVIOR_PRIOR_FILE, ENSEMBLE_FILE};
+pub use ensemble::{
+    fit as fit_ensemble, FitOptions, FitReport, BEHAVIOR_PRIOR_FILE, ENSEMBLE_FILE, STATE_DENSITY_FILE,
+};
 pub use eval::{evaluate, DecisionSink, EvalOptions, EvalReport, Evaluator};
 /// Our checkpointable Adam, now in the backend so `dreamer` can use it too.
 pub use gradplan_backend::optim;
