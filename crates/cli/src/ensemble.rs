@@ -109,7 +109,8 @@ pub fn ensemble(args: &EnsembleArgs) -> Result<()> {
             report.calibration_loss
         ),
         _ => println!(
-            "{what} fitted to {}: mean distance on fresh replay chunks {:.5} (1 for states like the fit's)",
+            "{what} fitted to {}: mean distance on fresh replay chunks {:.5} (1 for states like the fit's at \
+                 shrinkage 0; shrinkage lowers it)",
             report.checkpoint.display(),
             report.calibration_loss
         ),

@@ -14,10 +14,13 @@
 //! the distance from the data in units of its own spread. Unlike the ensemble and the prior
 //! it reads the state alone: priced at every imagined step, its gradient reaches each action
 //! through the states that action leads to, so an ascent is pulled back from plans whose
-//! imagined future leaves the states the data visited. That is what the tipped cheetah
-//! episodes look like from outside (docs/results.md, "A state density"): the observations of
-//! the ten decisions before a fall lie beyond the replay's 99th percentile of this distance,
-//! while the plans that earn more than CEM's on the weak models stay near it.
+//! imagined future leaves the states the data visited.
+//!
+//! Measured (docs/results.md, "A state density"): on the CEM-trained cheetah model the
+//! ascent exploits, the filtered states before each fall are as familiar by this distance
+//! as upright running, although the raw observations of some falls are not. The filter maps
+//! unusual observations to familiar states, so this measure does not mark the fall, and as
+//! a penalty it did not prevent one. It is kept as the tool that shows it.
 //!
 //! The file holds `mean [F]`, `whiten [F, F]` (L⁻ᵀ, so `(z − μ) · whiten` is whitened) and
 //! `threshold []`, the distance the fit calibrated.

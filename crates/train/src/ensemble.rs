@@ -116,7 +116,7 @@ pub struct FitReport {
     pub first_loss: Option<f64>,
     pub last_loss: Option<f64>,
     /// Mean loss on the calibration transitions (the density's: its mean distance d, 1 for
-    /// features like the fit's).
+    /// features like the fit's when unshrunk; shrinkage lowers it).
     pub calibration_loss: f64,
     /// The calibration transitions' measure at the 50th and 90th percentiles and its maximum, in units of
     /// the threshold (so the threshold itself is 1).
