@@ -34,8 +34,9 @@ enum Command {
     Resume(train::ResumeArgs),
     /// Evaluate a run's world model with any planner, noise-free; appends to its eval.csv.
     Eval(eval::EvalArgs),
-    /// Fit the disagreement ensemble (or, with --measure behavior, the behaviour prior) of a
-    /// run's latest checkpoint, which `--set planner.uncertainty_penalty=λ` plans with.
+    /// Fit a measure of data support (--measure: the disagreement ensemble, the behaviour
+    /// prior or the state density) of a run's latest checkpoint, which `--set
+    /// planner.uncertainty_penalty=λ` plans with.
     Ensemble(ensemble::EnsembleArgs),
     /// Figures of a run in <run>/report/: curves, losses, planning cost, an open-loop video.
     Report(report::ReportArgs),

@@ -213,7 +213,7 @@ mod tests {
         let p = prior(8);
         let f = Tensor::randn([3, 4], (Kind::Float, Device::Cpu));
         let a = Tensor::randn([3, 2], (Kind::Float, Device::Cpu));
-        crate::assert_action_gradient(&|a| p.relative(&f, a).sum(Kind::Double), &a);
+        crate::assert_gradient(&|a| p.relative(&f, a).sum(Kind::Double), &a);
     }
 
     #[test]

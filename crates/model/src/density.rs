@@ -62,11 +62,6 @@ impl Moments {
             self.outer += z.transpose(0, 1).matmul(&z);
         });
     }
-
-    /// The number of vectors added.
-    pub fn count(&self) -> f64 {
-        self.count
-    }
 }
 
 /// N(μ, Σ_ε) over the model's features and the distance it calibrates.
@@ -194,11 +189,9 @@ impl StateDensity {
         if let Some((extra, _)) = tensors.first() {
             return Err(mismatch(format!("it also holds `{extra}`")));
         }
-        let value = threshold.double_value(&[]);
-        if !(value.is_finite() && value > 0.0) {
-            return Err(mismatch(format!("its threshold is {value}")));
-        }
-        Ok(StateDensity { mean, whiten, threshold })
+        let mut density = StateDensity { mean, whiten, threshold: threshold.shallow_clone() };
+        density.calibrate(threshold.double_value(&[])).map_err(|e| mismatch(e.to_string()))?;
+        Ok(density)
     }
 }
 
@@ -291,8 +284,7 @@ mod tests {
         d.calibrate(2.0).unwrap();
         let probe = Tensor::randn([4, 3], (Kind::Float, Device::Cpu)) * 2.0;
         let action = Tensor::zeros([4, 1], (Kind::Float, Device::Cpu));
-        // assert_action_gradient differentiates its argument: here the features.
-        crate::assert_action_gradient(&|f| d.relative(f, &action).sum(Kind::Double), &probe);
+        crate::assert_gradient(&|f| d.relative(f, &action).sum(Kind::Double), &probe);
         // The action is not read.
         let other = Tensor::ones([4, 1], (Kind::Float, Device::Cpu));
         assert!(d.relative(&probe, &action).equal(&d.relative(&probe, &other)));

@@ -164,9 +164,11 @@ pub(crate) fn mlp_sizes(input: i64, hidden: i64, layers: i64, output: i64) -> Ve
 
 /// A calibrated measure of how far a transition `(h_t, s_t, a_t)` lies from the data a world
 /// model was trained on: the planners' [`u`](DataSupport::relative), 1 at the data's edge.
-/// Implemented by the disagreement [`Ensemble`] and the [`BehaviorPrior`].
+/// Implemented by the disagreement [`Ensemble`], the [`BehaviorPrior`] and the
+/// [`crate::StateDensity`].
 pub trait DataSupport: std::fmt::Debug {
-    /// u ≥ 0 in units of the calibrated threshold. Differentiable in `action`.
+    /// u ≥ 0 in units of the calibrated threshold. Differentiable in what it reads: the
+    /// ensemble in both, the prior in `action` only, the density in `features` only.
     ///
     /// # Shapes
     /// `features: [n, belief + state]`, `action: [n, A]` → `[n]`.
@@ -366,7 +368,7 @@ mod tests {
         .unwrap();
         let f = Tensor::randn([3, 6], (Kind::Float, Device::Cpu));
         let a = Tensor::randn([3, 2], (Kind::Float, Device::Cpu));
-        crate::assert_action_gradient(&|a| e.disagreement(&f, a).sum(Kind::Double), &a);
+        crate::assert_gradient(&|a| e.disagreement(&f, a).sum(Kind::Double), &a);
     }
 
     #[test]

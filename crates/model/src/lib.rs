@@ -43,19 +43,20 @@ pub(crate) fn seeded(seed: i64) -> std::sync::MutexGuard<'static, ()> {
     gradplan_backend::seeded_for_test(seed)
 }
 
-/// Asserts that autograd's gradient of `value` (a scalar of an `[n, A]` action) at `action`
-/// matches central differences. The networks are f32, so the check is at ε = 1e-2 with a
-/// relative tolerance of 1e-2 (their activations are smooth).
+/// Asserts that autograd's gradient of `value` (a scalar of an `[n, k]` input: an action, or
+/// the features for the state density) at `input` matches central differences. The
+/// networks are f32, so the check is at ε = 1e-2 with a relative tolerance of 1e-2 (their
+/// activations are smooth).
 #[cfg(test)]
-pub(crate) fn assert_action_gradient(value: &dyn Fn(&tch::Tensor) -> tch::Tensor, action: &tch::Tensor) {
+pub(crate) fn assert_gradient(value: &dyn Fn(&tch::Tensor) -> tch::Tensor, input: &tch::Tensor) {
     use tch::{Kind, Tensor};
-    let a = action.detach().set_requires_grad(true);
+    let a = input.detach().set_requires_grad(true);
     let total = value(&a).to_kind(Kind::Float);
     let grad =
         Vec::<f32>::try_from(Tensor::run_backward(&[total], &[&a], false, false)[0].flatten(0, -1)).unwrap();
     let base = Vec::<f32>::try_from(a.detach().flatten(0, -1)).unwrap();
     let at = |v: &[f32]| {
-        tch::no_grad(|| value(&Tensor::from_slice(v).view(action.size().as_slice()))).double_value(&[])
+        tch::no_grad(|| value(&Tensor::from_slice(v).view(input.size().as_slice()))).double_value(&[])
     };
     let eps = 1e-2f32;
     for (i, g) in grad.iter().enumerate() {

@@ -70,8 +70,8 @@ pub enum Error {
     NoValue,
     #[error(
         "the objective penalises uncertain transitions (planner.uncertainty_penalty = {0}) but the dynamics \
-         has no measure of uncertainty; fit one with `gradplan ensemble --run-dir <run>` (add `--measure \
-         behavior` for the behaviour prior) or set the penalty to 0"
+         has no measure of uncertainty; fit one with `gradplan ensemble --run-dir <run>` (with `--measure` \
+         set to planner.uncertainty_measure) or set the penalty to 0"
     )]
     NoUncertainty(f64),
     #[error(
@@ -117,8 +117,9 @@ pub trait LatentDynamics {
     }
     /// Optional doubt about the transition `s_{t+1} = f(s_t, a_t)`, `u(s_t, a_t) ≥ 0` `[n]`,
     /// in units where 1 is the edge of the model's training data (for the RSSM: an
-    /// ensemble's relative disagreement, or the action's distance from a behaviour prior
-    /// over the replay's actions). Differentiable in `action`. None when the model carries
+    /// ensemble's relative disagreement, the action's distance from a behaviour prior over
+    /// the replay's actions, or the state's from a density over the replay's states).
+    /// Differentiable in `action`, directly or through `state`. None when the model carries
     /// no such measure.
     fn uncertainty(&self, _state: &Self::State, _action: &Tensor) -> Option<Tensor> {
         None

@@ -121,7 +121,7 @@ impl Agent {
     }
 
     /// [`Agent::new`] with the measure of data support fitted to `model` (the disagreement
-    /// ensemble or the behaviour prior), which a planner with `planner.uncertainty_penalty` >
+    /// ensemble, the behaviour prior or the state density), which a planner with `planner.uncertainty_penalty` >
     /// 0 needs (its objective refuses to plan without one,
     /// [`gradplan_plan::Error::NoUncertainty`]).
     pub fn with_support(

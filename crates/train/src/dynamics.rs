@@ -19,7 +19,8 @@ pub struct ModelDynamics {
     /// actor's mode) and `value()`.
     pub behavior: Option<Rc<Behavior>>,
     /// The measure of data support fitted to this model (`gradplan ensemble`: the
-    /// disagreement ensemble or the behaviour prior), the planners' `uncertainty()`.
+    /// disagreement ensemble, the behaviour prior or the state density), the planners'
+    /// `uncertainty()`.
     pub support: Option<Rc<dyn DataSupport>>,
     low: Tensor,
     high: Tensor,

@@ -21,7 +21,7 @@ use crate::tensors::batch_to_tensors;
 use crate::trainer::{derive_seed, obs_shape, read_run_config, Stream};
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{Activation, UncertaintyMeasure};
+use gradplan_config::UncertaintyMeasure;
 use gradplan_model::{
     BehaviorPrior, BehaviorPriorShape, DataSupport, Ensemble, EnsembleDims, EnsembleShape, Moments,
     SequenceBatch, StateDensity, WorldModel,
@@ -239,18 +239,31 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
         let seq = batch_to_tensors(&replay.sample(batch, chunk, rng)?, m.bit_depth, device, false);
         Ok(transitions(&model, &seq))
     };
-    let (mut fitted, first, last) = if opts.measure == UncertaintyMeasure::Density {
-        let mut moments = Moments::new(dims.features, device);
-        for _ in 0..opts.updates {
-            moments.add(&sample(&mut rng)?.features);
+    // The networks start fresh and are trained below; the prior is one network of `shape`'s
+    // hidden sizes. The density has no parameters: its moments over the same batches make it.
+    let mut fitted = match opts.measure {
+        UncertaintyMeasure::Disagreement => {
+            Fitted::Ensemble(Ensemble::new(shape, dims, m.activation, device)?)
         }
-        (Fitted::Density(StateDensity::fit(&moments, opts.shrinkage)?), None, None)
-    } else {
-        let fitted = Fitted::new(opts.measure, shape, dims, m.activation, device)?;
-        let var_store = fitted.var_store().expect("a network has a var store");
+        UncertaintyMeasure::Behavior => Fitted::Prior(BehaviorPrior::new(
+            BehaviorPriorShape { hidden: shape.hidden, layers: shape.layers },
+            dims,
+            m.activation,
+            device,
+        )?),
+        UncertaintyMeasure::Density => {
+            let mut moments = Moments::new(dims.features, device);
+            for _ in 0..opts.updates {
+                moments.add(&sample(&mut rng)?.features);
+            }
+            Fitted::Density(StateDensity::fit(&moments, opts.shrinkage)?)
+        }
+    };
+    let (mut first, mut last) = (None, None);
+    if let Some(var_store) = fitted.var_store() {
         let mut adam = tch::nn::Adam::default().build(var_store, opts.learning_rate)?;
         let tenth = (opts.updates / 10).max(1);
-        let (mut first, mut last) = (0.0, 0.0);
+        let (mut head, mut tail) = (0.0, 0.0);
         for update in 0..opts.updates {
             let loss = fitted.loss(&sample(&mut rng)?);
             let value = loss.double_value(&[]);
@@ -263,17 +276,17 @@ pub fn fit(run_dir: &Path, opts: &FitOptions, progress: &mut dyn FnMut(usize, f6
             }
             adam.backward_step(&loss);
             if update < tenth {
-                first += value / tenth as f64;
+                head += value / tenth as f64;
             }
             if update >= opts.updates - tenth {
-                last += value / tenth as f64;
+                tail += value / tenth as f64;
             }
             if (update + 1) % 100 == 0 {
                 progress(update + 1, value);
             }
         }
-        (fitted, Some(first), Some(last))
-    };
+        (first, last) = (Some(head), Some(tail));
+    }
     // Fresh chunks, from a stream the fit never drew from.
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, Stream::Ensemble, 2));
     let mut measures = Vec::new();
@@ -322,27 +335,6 @@ enum Fitted {
 }
 
 impl Fitted {
-    /// A fresh network of `measure`'s kind; the prior is one network of `shape`'s hidden
-    /// sizes. The density is no network: it is made from its moments.
-    fn new(
-        measure: UncertaintyMeasure,
-        shape: EnsembleShape,
-        dims: EnsembleDims,
-        act: Activation,
-        device: Device,
-    ) -> Result<Fitted> {
-        Ok(match measure {
-            UncertaintyMeasure::Disagreement => Fitted::Ensemble(Ensemble::new(shape, dims, act, device)?),
-            UncertaintyMeasure::Behavior => Fitted::Prior(BehaviorPrior::new(
-                BehaviorPriorShape { hidden: shape.hidden, layers: shape.layers },
-                dims,
-                act,
-                device,
-            )?),
-            UncertaintyMeasure::Density => unreachable!("the density is fitted from moments"),
-        })
-    }
-
     /// Members, hidden units and hidden layers (1 member for the prior).
     fn shape(&self) -> EnsembleShape {
         match self {

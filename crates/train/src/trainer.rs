@@ -280,11 +280,10 @@ impl Trainer {
         if cfg.planner.uncertainty_penalty > 0.0 {
             return Err(Error::Config(gradplan_config::Error::Invalid {
                 key: "planner.uncertainty_penalty".into(),
-                reason:
-                    "is an evaluation setting: training fits no ensemble or behaviour prior. Train with 0, \
+                reason: "is an evaluation setting: training fits no measure of data support. Train with 0, \
                          then `gradplan ensemble --run-dir <run>` and `gradplan eval --run-dir <run> --set \
                          planner.uncertainty_penalty=<λ>`"
-                        .into(),
+                    .into(),
             }));
         }
         let device = cfg.device.parse::<DeviceSpec>()?.resolve()?;
