@@ -69,6 +69,16 @@ pub struct ResumeArgs {
     /// written to the run's config.toml.
     #[arg(long)]
     total_env_steps: Option<usize>,
+    /// Another planner collects the episodes from here on, e.g. Grad-MPC continuing a
+    /// CEM-trained run; written to the run's config.toml. I follows the new kind (and
+    /// Grad-MPC's flavour) unless set, as in `gradplan eval`. policy and policy-grad-mpc
+    /// continue only Dreamer runs, the others only runs without an actor.
+    #[arg(long, value_enum)]
+    planner: Option<PlannerArg>,
+    /// Change a planner setting for the episodes from here on, e.g. `--set
+    /// planner.iterations=4` (repeatable; written to the run's config.toml).
+    #[arg(long = "set", value_name = "planner.KEY=VALUE")]
+    overrides: Vec<String>,
     #[arg(long, hide = true)]
     stop_after_episodes: Option<usize>,
     /// Do not write <run>/report/ when the run stops (`gradplan report` writes it later).
@@ -121,15 +131,19 @@ pub fn resume(args: &ResumeArgs) -> Result<()> {
         device: args.device.clone(),
         threads: args.threads,
         total_env_steps: args.total_env_steps,
+        planner: args.planner.map(|p| p.0),
+        planner_overrides: args.overrides.clone(),
     };
     let mut trainer = Trainer::resume_with(&args.run_dir, &opts)?;
     let c = trainer.counters();
     println!(
-        "resuming {} at episode {} ({} env steps, {} updates)",
+        "resuming {} at episode {} ({} env steps, {} updates), collecting with {} (I {})",
         args.run_dir.display(),
         c.episodes,
         c.env_steps,
-        c.updates
+        c.updates,
+        trainer.config().planner.kind,
+        trainer.config().planner.iterations()
     );
     run(&mut trainer, args.stop_after_episodes, &args.run_dir)?;
     after_run(&args.run_dir, args.no_report);

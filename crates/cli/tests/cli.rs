@@ -461,6 +461,50 @@ fn resume_takes_a_device_threads_and_a_new_budget() {
 }
 
 #[test]
+fn resume_can_switch_the_planner_that_collects() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_arg = run.to_str().unwrap();
+    let train =
+        ["train", "--preset", "debug", "--task", "native_pendulum-swingup", "--threads", "1", "--no-report"];
+    let out = gradplan(&[&train[..], &["--run-dir", run_arg]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = || std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let before = config();
+    assert!(before.contains("kind = \"cem\""), "{before}");
+    let rows = || std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let resume =
+        ["resume", "--run-dir", run_arg, "--threads", "1", "--no-report", "--total-env-steps", "1000"];
+    // A planner that needs an actor cannot take over a run without one, and only planner
+    // settings can change: each is one error, and nothing is written.
+    for (extra, expected) in [
+        (&["--planner", "policy"][..], "needs a Dreamer agent"),
+        (&["--set", "model.belief_size=8"][..], "only planner settings can change"),
+        (&["--planner", "grad-mpc", "--set", "planner.elite_mean=-1"][..], "planner.elite_mean"),
+    ] {
+        let out = gradplan(&[&resume[..], extra].concat());
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(expected), "{extra:?}: {}", text(&out.stderr));
+        assert_eq!(config(), before);
+    }
+    let metrics = rows();
+    // Grad-MPC collects the next episode at its flavour's I, and the run's config says so.
+    let out = gradplan(&[&resume[..], &["--planner", "grad-mpc"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("collecting with grad-mpc (I 2)"), "{}", text(&out.stdout));
+    let after = config();
+    assert!(after.contains("kind = \"grad-mpc\"") && after.contains("iterations = 2"), "{after}");
+    assert!(after.contains("total_env_steps = 1000"), "{after}");
+    let new = rows();
+    assert!(new.starts_with(&metrics), "the episodes before the switch are kept");
+    let header: Vec<&str> = new.lines().next().unwrap().split(',').collect();
+    let last: Vec<&str> = new.lines().last().unwrap().split(',').collect();
+    let column = header.iter().position(|h| *h == "plan_iterations").unwrap();
+    assert_eq!(last[column].parse::<f64>().unwrap(), 2.0, "{new}");
+    assert_eq!(new.lines().count(), metrics.lines().count() + 1);
+}
+
+#[test]
 fn a_pixel_run_on_the_native_backend_is_the_dm_control_run() {
     // Same seed, same episodes, same frames, hence the same losses and returns, column for
     // column, except for the timings.

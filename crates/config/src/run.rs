@@ -482,7 +482,8 @@ impl PlannerConfig {
 
 impl PlannerConfig {
     /// This (a run's) planner section with `kind` and `planner.KEY=VALUE` overrides on top,
-    /// resolved and validated: what `gradplan eval`, `report` and `bench trained` plan with.
+    /// resolved and validated: what `gradplan eval`, `report` and `bench trained` plan with,
+    /// and what `gradplan resume --planner` collects with.
     /// When the kind or Grad-MPC's flavour changes, I is re-resolved for the new planner (a
     /// stored configuration has the training planner's I filled in) unless an override sets it.
     pub fn overridden(&self, kind: Option<PlannerKind>, overrides: &[String]) -> Result<PlannerConfig> {
@@ -492,8 +493,8 @@ impl PlannerConfig {
             if !key.starts_with("planner.") {
                 return Err(invalid(
                     key,
-                    "eval changes planner settings only (`--set planner.<key>=<value>`); the environment \
-                     and model are the run's",
+                    "only planner settings can change here (`--set planner.<key>=<value>`); the \
+                     environment and model are the run's",
                 ));
             }
             explicit_iterations |= key == "planner.iterations";
@@ -1040,7 +1041,10 @@ mod tests {
         let err = run.overridden(None, &["planner.iteratons=3".into()]).unwrap_err().to_string();
         assert!(err.contains("iteratons"), "{err}");
         let err = run.overridden(None, &["model.belief_size=3".into()]).unwrap_err().to_string();
-        assert!(err.contains("model.belief_size") && err.contains("planner settings only"), "{err}");
+        assert!(
+            err.contains("model.belief_size") && err.contains("only planner settings can change"),
+            "{err}"
+        );
         let err = run.overridden(None, &["planner.horizon=0".into()]).unwrap_err().to_string();
         assert!(err.contains("planner.horizon"), "{err}");
         assert!(run.overridden(None, &["planner.horizon".into()]).is_err());

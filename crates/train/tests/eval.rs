@@ -173,7 +173,7 @@ fn bad_runs_planners_and_settings_are_clear_errors() {
     let e = err(&dir, opts("mppi", &["planner.temprature=2"], 0));
     assert!(e.contains("planner.temprature"), "{e}");
     let e = err(&dir, opts("mppi", &["model.belief_size=8"], 0));
-    assert!(e.contains("planner settings only"), "{e}");
+    assert!(e.contains("only planner settings can change"), "{e}");
     let e = err(&dir, EvalOptions { episodes: 0, ..opts("cem", &[], 0) });
     assert!(e.contains("episodes"), "{e}");
     let e = err(&dir, EvalOptions { envs: 0, ..opts("cem", &[], 0) });
