@@ -435,15 +435,21 @@ fn train_help_lists_every_planner() {
     }
 }
 
+/// A finished `debug` run (CEM, native pendulum, 4 episodes) in `<dir>/run`.
+fn debug_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let run = dir.join("run");
+    let train =
+        ["train", "--preset", "debug", "--task", "native_pendulum-swingup", "--threads", "1", "--no-report"];
+    let out = gradplan(&[&train[..], &["--run-dir", run.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    run
+}
+
 #[test]
 fn resume_takes_a_device_threads_and_a_new_budget() {
     let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run");
+    let run = debug_run(dir.path());
     let run_arg = run.to_str().unwrap();
-    let train =
-        ["train", "--preset", "debug", "--task", "native_pendulum-swingup", "--threads", "1", "--no-report"];
-    let out = gradplan(&[&train[..], &["--run-dir", run_arg]].concat());
-    assert!(out.status.success(), "{}", text(&out.stderr));
     let rows = || std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count() - 1;
     assert_eq!(rows(), 4);
     // A finished run continues to a larger budget, on a device and thread count given now.
@@ -463,12 +469,8 @@ fn resume_takes_a_device_threads_and_a_new_budget() {
 #[test]
 fn resume_can_switch_the_planner_that_collects() {
     let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run");
+    let run = debug_run(dir.path());
     let run_arg = run.to_str().unwrap();
-    let train =
-        ["train", "--preset", "debug", "--task", "native_pendulum-swingup", "--threads", "1", "--no-report"];
-    let out = gradplan(&[&train[..], &["--run-dir", run_arg]].concat());
-    assert!(out.status.success(), "{}", text(&out.stderr));
     let config = || std::fs::read_to_string(run.join("config.toml")).unwrap();
     let before = config();
     assert!(before.contains("kind = \"cem\""), "{before}");

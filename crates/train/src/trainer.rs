@@ -290,11 +290,12 @@ impl Trainer {
         let budget_changed = opts.total_env_steps.is_some_and(|b| b != cfg.train.total_env_steps);
         if let Some(budget) = opts.total_env_steps {
             cfg.train.total_env_steps = budget;
-            cfg.validate()?;
         }
         let switched = switch_planner(&cfg.planner, opts)?;
         if let Some(planner) = &switched {
             cfg.planner = planner.clone();
+        }
+        if opts.total_env_steps.is_some() || switched.is_some() {
             cfg.validate()?;
         }
         let ckpt = found.map(|f| f.dir);
