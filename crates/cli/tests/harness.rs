@@ -66,8 +66,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 /// Waits until no process of group `pgid` is still running. `wait` reaps the harness, but
 /// its job processes, killed with it, can still be exiting on a loaded machine, holding
-/// their run's lock: a second invocation started then finds the job busy. A zombie has
-/// closed its files, so it holds no lock and does not count.
+/// their run's lock: a second invocation started then finds the job busy.
 fn wait_for_group_exit(pgid: u32) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while group_running(pgid) {
@@ -76,17 +75,23 @@ fn wait_for_group_exit(pgid: u32) {
     }
 }
 
-/// Whether a process of group `pgid` is alive and not a zombie, from `/proc/<pid>/stat`.
+/// Whether a thread of a process of group `pgid` is alive and not a zombie, from
+/// `/proc/<pid>/task/<tid>/stat`. Threads, not processes: a killed multithreaded process
+/// shows its leader as a zombie while its other threads are still exiting, and its files
+/// (the run's lock among them) stay open until the last of them is gone.
 fn group_running(pgid: u32) -> bool {
     let pgid = pgid.to_string();
-    std::fs::read_dir("/proc").unwrap().filter_map(|entry| entry.ok()).any(|entry| {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { return false };
-        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else { return false };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1);
-        pgrp == Some(pgid.as_str()) && state != Some("Z")
+    let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().filter_map(|entry| entry.ok());
+    entries(Path::new("/proc")).any(|process| {
+        entries(&process.path().join("task")).any(|thread| {
+            let Ok(stat) = std::fs::read_to_string(thread.path().join("stat")) else { return false };
+            // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+            let Some((_, rest)) = stat.rsplit_once(')') else { return false };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1);
+            pgrp == Some(pgid.as_str()) && state != Some("Z")
+        })
     })
 }
 
@@ -197,6 +202,72 @@ fn slurm_array_lists_one_runnable_command_per_job() {
     assert!(!out.join("table1").exists());
 }
 
+/// `cem-then-grad-mpc`: CEM collects to the handover, robust Grad-MPC the rest. The harness
+/// is killed once the job has handed over and its second invocation finishes the same run.
+#[test]
+fn a_handover_collector_switches_planner_once_and_survives_a_kill_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("handover");
+    let mut args = harness_args(&out);
+    let set = |args: &mut Vec<String>, flag: &str, value: &str| {
+        let i = args.iter().position(|a| a == flag).unwrap();
+        args[i + 1] = value.into();
+    };
+    set(&mut args, "--tasks", "cartpole-swingup");
+    set(&mut args, "--seeds", "0");
+    set(&mut args, "--planners", "cem-then-grad-mpc");
+    args.extend(["--eval-planners".into(), "cem,grad-mpc".into()]);
+    let job = "t1-cartpole-swingup-cem-then-grad-mpc-s0";
+    let run_dir = out.join("table1/cartpole-swingup/cem-then-grad-mpc/seed0");
+    let log = out.join("logs").join(format!("{job}.log"));
+
+    let mut child =
+        gradplan().args(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    // Debug episodes are 200 env steps: CEM collects three, to 600.
+    let handover = "cem hands over to grad-mpc at 600 env steps (the first episode end from 560)";
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains(handover) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the harness ended before the handover: {status}\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        assert!(Instant::now() < deadline, "no handover in 15 minutes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
+    assert!(killed.success());
+    child.wait().unwrap();
+    wait_for_group_exit(child.id());
+    assert!(!done(&out, "table1/cartpole-swingup/cem-then-grad-mpc/seed0").exists(), "killed too late");
+
+    let second = run(&args);
+    let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(second.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&second.stderr));
+    assert!(stdout.contains("1 jobs, 0 complete, 1 to run"), "{stdout}");
+    // The finished run: the budget and the second planner in config.toml, one row per
+    // episode in metrics.csv across both planners.
+    let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    assert!(config.contains("total_env_steps = 800"), "{config}");
+    assert!(config.contains("kind = \"grad-mpc\"") && config.contains("flavour = \"robust\""), "{config}");
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let episodes: Vec<usize> =
+        metrics.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(episodes, (1..=episodes.len()).collect::<Vec<_>>(), "{metrics}");
+    let steps = |l: &str| l.split(',').nth(1).unwrap().parse::<usize>().unwrap();
+    assert!(metrics.lines().skip(1).any(|l| steps(l) == 600), "{metrics}");
+    assert_eq!(metrics.lines().last().map(steps), Some(800));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows.iter().all(|r| r.split(',').nth(3) == Some("cem-then-grad-mpc")), "{csv}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| cartpole-swingup | CEM, then Grad-MPC robust | "), "{md}");
+    let third = run(&args);
+    assert!(String::from_utf8_lossy(&third.stdout).contains("1 jobs, 1 complete, 0 to run"));
+}
+
 #[test]
 fn bad_harness_input_is_one_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -209,6 +280,10 @@ fn bad_harness_input_is_one_clear_error() {
             "use debug, cpu, state or paper",
         ),
         (vec!["bench", "dmc", "--table", "2", "--planners", "cem", "--out", o], "Table 2"),
+        (
+            vec!["bench", "dmc", "--table", "1", "--planners", "cem-then-cem", "--out", o],
+            "hands over to itself",
+        ),
         (
             vec!["bench", "dmc", "--table", "1", "--eval-planners", "grad-mpc-robust", "--out", o],
             "grad-mpc-paper",

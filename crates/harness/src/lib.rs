@@ -12,7 +12,7 @@ pub mod protocol;
 pub mod results;
 pub mod slurm;
 
-pub use protocol::{BenchPlanner, Budget, Job, Protocol, Scale, Table};
+pub use protocol::{BenchPlanner, Budget, Collector, Handover, Job, Protocol, Scale, Table};
 
 use std::path::{Path, PathBuf};
 

@@ -5,10 +5,12 @@
 //! evaluation seed, so every planner meets the same start states. Table 1 trains PlaNet's
 //! model with CEM (the paper's "PlaNet" column) and with Grad-MPC (its "Grad-MPC" column)
 //! for 100k env steps from pixels; Table 2 trains Dreamer (`policy`) for 500k env steps and
-//! compares its pure policy with Policy+Grad-MPC. `--scale` shrinks every budget.
+//! compares its pure policy with Policy+Grad-MPC. `--scale` shrinks every budget. A
+//! [`Collector`] `A-then-B` trains with A and hands the run over to B for the last 30% of the
+//! budget (a [`Handover`]): the data of one planner, then another's.
 
 use crate::{Error, Result};
-use gradplan_config::{EnvBackend, GradMpcFlavour, PlannerKind};
+use gradplan_config::{EnvBackend, GradMpcFlavour, PlannerKind, RunConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -49,10 +51,10 @@ impl Table {
     }
 
     /// The planners the models are trained with.
-    pub fn train_planners(self) -> Vec<BenchPlanner> {
+    pub fn train_planners(self) -> Vec<Collector> {
         match self {
-            Table::One => vec![BenchPlanner::GRAD_MPC_PAPER, BenchPlanner::CEM],
-            Table::Two => vec![BenchPlanner::POLICY],
+            Table::One => vec![BenchPlanner::GRAD_MPC_PAPER.into(), BenchPlanner::CEM.into()],
+            Table::Two => vec![BenchPlanner::POLICY.into()],
         }
     }
 
@@ -181,6 +183,117 @@ impl From<BenchPlanner> for String {
     }
 }
 
+/// Who collects a model's data: one planner for the whole budget (`cem`), or one that hands
+/// over to another for the last [`HANDOVER_SHARE`] of it (`cem-then-grad-mpc`): the first
+/// bootstraps the model, the second collects the rest, as `gradplan resume --planner` would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Collector {
+    first: BenchPlanner,
+    then: Option<BenchPlanner>,
+}
+
+/// How a collector's name joins its two planners.
+const THEN: &str = "-then-";
+
+/// The share of the budget the second planner of a handover collects: the last 30% (15k of
+/// the `state` scale's 50k env steps, 30k of the paper's 100k).
+pub const HANDOVER_SHARE: (usize, usize) = (3, 10);
+
+impl Collector {
+    /// `planner` for the whole budget.
+    pub const fn only(planner: BenchPlanner) -> Collector {
+        Collector { first: planner, then: None }
+    }
+
+    /// `first`, then `then` from [`Collector::handover_env_steps`] on.
+    pub fn handover(first: BenchPlanner, then: BenchPlanner) -> Result<Collector> {
+        if first == then {
+            return Err(Error::Usage(format!("`{first}{THEN}{then}` hands over to itself; use `{first}`")));
+        }
+        if first.kind().uses_policy() != then.kind().uses_policy() {
+            return Err(Error::Usage(format!(
+                "`{first}{THEN}{then}`: one of the two needs Dreamer's actor and the other a world model alone; a \
+                 run's agent is fixed when it is created, so both must be of one kind"
+            )));
+        }
+        Ok(Collector { first, then: Some(then) })
+    }
+
+    /// The planner that collects first (the whole budget without a handover).
+    pub fn first(self) -> BenchPlanner {
+        self.first
+    }
+
+    /// The planner that takes over, if any.
+    pub fn then(self) -> Option<BenchPlanner> {
+        self.then
+    }
+
+    /// Both planners, the first first.
+    pub fn planners(self) -> impl Iterator<Item = BenchPlanner> {
+        std::iter::once(self.first).chain(self.then)
+    }
+
+    /// The env step at which the second planner takes over a budget of `total_env_steps`.
+    pub fn handover_env_steps(total_env_steps: usize) -> usize {
+        total_env_steps - total_env_steps * HANDOVER_SHARE.0 / HANDOVER_SHARE.1
+    }
+
+    /// `cem`, or `cem-then-grad-mpc`: the run directory's and the records' name.
+    pub fn name(self) -> String {
+        match self.then {
+            Some(then) => format!("{}{THEN}{}", self.first.name(), then.name()),
+            None => self.first.name().to_owned(),
+        }
+    }
+
+    /// The row title in `results.md`: Dreamer for a run of the actor alone, else the
+    /// planners' titles (`CEM, then Grad-MPC robust`).
+    pub fn title(self) -> String {
+        match self.then {
+            Some(then) => format!("{}, then {}", self.first.title(), then.title()),
+            None if self.first.kind().uses_policy() => "Dreamer".to_owned(),
+            None => self.first.title().to_owned(),
+        }
+    }
+}
+
+impl From<BenchPlanner> for Collector {
+    fn from(planner: BenchPlanner) -> Collector {
+        Collector::only(planner)
+    }
+}
+
+impl std::fmt::Display for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl std::str::FromStr for Collector {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Collector> {
+        match s.split_once(THEN) {
+            Some((first, then)) => Collector::handover(first.parse()?, then.parse()?),
+            None => Ok(Collector::only(s.parse()?)),
+        }
+    }
+}
+
+impl TryFrom<String> for Collector {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Collector> {
+        s.parse()
+    }
+}
+
+impl From<Collector> for String {
+    fn from(c: Collector) -> String {
+        c.name()
+    }
+}
+
 /// How far every budget is shrunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -302,8 +415,8 @@ pub struct Protocol {
     pub scale: Scale,
     pub tasks: Vec<String>,
     pub seeds: Vec<u64>,
-    /// Planners the models are trained with (Table 1: grad-mpc-paper and cem; Table 2: policy).
-    pub train_planners: Vec<BenchPlanner>,
+    /// Who collects each model's data (Table 1: grad-mpc-paper and cem; Table 2: policy).
+    pub train_planners: Vec<Collector>,
     /// Planners every final model is evaluated with.
     pub eval_planners: Vec<BenchPlanner>,
     /// `cpu`, `cuda` or `cuda:N`, for every run and evaluation.
@@ -359,14 +472,16 @@ impl Protocol {
         scale: Scale,
         tasks: Vec<String>,
         seeds: Vec<u64>,
-        train_planners: Vec<BenchPlanner>,
+        train_planners: Vec<Collector>,
         eval_planners: Vec<BenchPlanner>,
     ) -> Result<Protocol> {
         let tasks = if tasks.is_empty() { table.tasks() } else { tasks };
         let seeds = if seeds.is_empty() { vec![0, 1, 2] } else { seeds };
         let train_planners = if train_planners.is_empty() { table.train_planners() } else { train_planners };
         let eval_planners = if eval_planners.is_empty() { table.eval_planners() } else { eval_planners };
-        for p in train_planners.iter().chain(&eval_planners) {
+        let every: Vec<BenchPlanner> =
+            train_planners.iter().flat_map(|c| c.planners()).chain(eval_planners.iter().copied()).collect();
+        for p in &every {
             if table == Table::Two && !p.kind().uses_policy() {
                 return Err(Error::Usage(format!(
                     "Table 2 is about Dreamer's actor: planner {} has none; use policy or policy-grad-mpc",
@@ -375,7 +490,7 @@ impl Protocol {
             }
         }
         if table == Table::One {
-            if let Some(p) = train_planners.iter().chain(&eval_planners).find(|p| p.kind().uses_policy()) {
+            if let Some(p) = every.iter().find(|p| p.kind().uses_policy()) {
                 return Err(Error::Usage(format!(
                     "Table 1 compares planners on PlaNet models; {} needs a Dreamer run (use --table 2)",
                     p.name()
@@ -386,12 +501,15 @@ impl Protocol {
         if let Some(dup) = seeds.iter().find(|s| !seen.insert(**s)) {
             return Err(Error::Usage(format!("seed {dup} is listed twice in --seeds")));
         }
-        for (list, flag) in [(&train_planners, "--planners"), (&eval_planners, "--eval-planners")] {
+        let names = |list: &[String], flag: &str| {
             let mut seen = std::collections::BTreeSet::new();
-            if let Some(dup) = list.iter().find(|p| !seen.insert(p.name())) {
-                return Err(Error::Usage(format!("planner {dup} is listed twice in {flag}")));
+            match list.iter().find(|p| !seen.insert(p.as_str())) {
+                Some(dup) => Err(Error::Usage(format!("planner {dup} is listed twice in {flag}"))),
+                None => Ok(()),
             }
-        }
+        };
+        names(&train_planners.iter().map(|c| c.name()).collect::<Vec<_>>(), "--planners")?;
+        names(&eval_planners.iter().map(|p| p.name().to_owned()).collect::<Vec<_>>(), "--eval-planners")?;
         Ok(Protocol {
             table,
             scale,
@@ -418,7 +536,24 @@ impl Protocol {
         let preset_iterations = gradplan_config::preset_iterations(&budget.preset);
         let mut jobs = Vec::new();
         for task in &self.tasks {
-            for planner in &self.train_planners {
+            for collector in &self.train_planners {
+                let planner = collector.first();
+                // A handover run trains to the handover under its first planner; `resume`
+                // takes it from there to the budget under the second.
+                let handover = collector.then().map(|then| Handover {
+                    at_env_steps: Collector::handover_env_steps(budget.total_env_steps),
+                    planner: then,
+                    settings: then
+                        .settings()
+                        .into_iter()
+                        .chain(
+                            train_iterations(then, preset_iterations)
+                                .or(preset_iterations)
+                                .map(|i| format!("planner.iterations={i}")),
+                        )
+                        .collect(),
+                });
+                let first_steps = handover.as_ref().map_or(budget.total_env_steps, |h| h.at_env_steps);
                 for &seed in &self.seeds {
                     let mut overrides = budget.overrides.clone();
                     overrides.extend(self.train_settings.iter().cloned());
@@ -426,10 +561,10 @@ impl Protocol {
                     overrides.extend(planner.settings());
                     overrides.extend([
                         format!("seed={seed}"),
-                        format!("train.total_env_steps={}", budget.total_env_steps),
+                        format!("train.total_env_steps={first_steps}"),
                         format!("device=\"{}\"", self.device),
                     ]);
-                    if let Some(iterations) = train_iterations(*planner, preset_iterations) {
+                    if let Some(iterations) = train_iterations(planner, preset_iterations) {
                         overrides.push(format!("planner.iterations={iterations}"));
                     }
                     if self.threads > 0 {
@@ -441,16 +576,17 @@ impl Protocol {
                         overrides.push(format!("env.backend=\"{}\"", self.backend));
                     }
                     jobs.push(Job {
-                        id: format!("t{}-{task}-{}-s{seed}", self.table.number(), planner.name()),
+                        id: format!("t{}-{task}-{collector}-s{seed}", self.table.number()),
                         task: task.clone(),
-                        trained_with: *planner,
+                        trained_with: *collector,
                         seed,
                         run_dir: PathBuf::from(format!("table{}", self.table.number()))
                             .join(task)
-                            .join(planner.name())
+                            .join(collector.name())
                             .join(format!("seed{seed}")),
                         preset: budget.preset.clone(),
                         overrides,
+                        handover: handover.clone(),
                         total_env_steps: budget.total_env_steps,
                         eval_planners: self.eval_planners.clone(),
                         eval_episodes: budget.eval_episodes,
@@ -489,17 +625,46 @@ pub struct Job {
     /// `t<table>-<task>-<planner>-s<seed>`: names the job in logs, SLURM and `--job`.
     pub id: String,
     pub task: String,
-    pub trained_with: BenchPlanner,
+    pub trained_with: Collector,
     pub seed: u64,
     /// The run directory, relative to the harness's `--out`.
     pub run_dir: PathBuf,
     pub preset: String,
-    /// Settings over the preset, in order (task, planner, seed, budget, device …).
+    /// Settings over the preset, in order (task, planner, seed, budget, device …): the
+    /// run's configuration when it is created (for a handover, to the handover's env step).
     pub overrides: Vec<String>,
+    /// Where the second planner of a handover collector takes over.
+    pub handover: Option<Handover>,
+    /// Env steps the final model is trained for.
     pub total_env_steps: usize,
     pub eval_planners: Vec<BenchPlanner>,
     pub eval_episodes: usize,
     pub eval_seed: u64,
+}
+
+/// The second phase of a handover job: from `at_env_steps` on, `planner` collects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handover {
+    pub at_env_steps: usize,
+    pub planner: BenchPlanner,
+    /// `planner.*` settings over the run's planner section (kind, flavour, I), as `gradplan
+    /// resume --planner P --set …` takes them.
+    pub settings: Vec<String>,
+}
+
+impl Handover {
+    /// The run's configuration after the handover, `first` being the one it was created
+    /// with: the budget `total_env_steps` and the second planner, resolved as `gradplan
+    /// resume --planner` resolves it ([`gradplan_config::PlannerConfig::overridden`]), so this is what the
+    /// resume writes.
+    pub fn config(&self, first: &RunConfig, total_env_steps: usize) -> Result<RunConfig> {
+        let err = |e: gradplan_config::Error| Error::Usage(format!("handing over to {}: {e}", self.planner));
+        let mut cfg = first.clone();
+        cfg.train.total_env_steps = total_env_steps;
+        cfg.planner = first.planner.overridden(Some(self.planner.kind()), &self.settings).map_err(err)?;
+        cfg.validate().map_err(err)?;
+        Ok(cfg)
+    }
 }
 
 #[cfg(test)]
@@ -580,7 +745,11 @@ mod tests {
             Scale::State,
             vec!["cartpole-swingup".into()],
             vec![0],
-            vec![BenchPlanner::CEM, BenchPlanner::GRAD_MPC, BenchPlanner::GRAD_MPC_PAPER],
+            vec![
+                BenchPlanner::CEM.into(),
+                BenchPlanner::GRAD_MPC.into(),
+                BenchPlanner::GRAD_MPC_PAPER.into(),
+            ],
             vec![],
         )
         .unwrap();
@@ -635,8 +804,88 @@ mod tests {
     }
 
     #[test]
+    fn a_handover_collector_is_named_parsed_and_refused_like_a_planner() {
+        let c: Collector = "cem-then-grad-mpc".parse().unwrap();
+        assert_eq!((c.first(), c.then()), (BenchPlanner::CEM, Some(BenchPlanner::GRAD_MPC)));
+        assert_eq!(c.name(), "cem-then-grad-mpc");
+        assert_eq!(c.title(), "CEM, then Grad-MPC robust");
+        assert_eq!(serde_json::to_string(&c).unwrap(), "\"cem-then-grad-mpc\"");
+        assert_eq!(serde_json::from_str::<Collector>("\"cem-then-grad-mpc\"").unwrap(), c);
+        let plain: Collector = "grad-mpc-paper".parse().unwrap();
+        assert_eq!(
+            (plain, plain.name()),
+            (BenchPlanner::GRAD_MPC_PAPER.into(), "grad-mpc-paper".to_string())
+        );
+        assert_eq!(Collector::from(BenchPlanner::POLICY).title(), "Dreamer");
+        for (bad, says) in [
+            ("cem-then-cem", "hands over to itself"),
+            ("cem-then-policy", "agent is fixed"),
+            ("cem-then-grad", "not a planner"),
+            ("then-cem", "not a planner"),
+        ] {
+            let err = bad.parse::<Collector>().unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        // 70% of the budget, then the second planner.
+        assert_eq!(Collector::handover_env_steps(50_000), 35_000);
+        assert_eq!(Collector::handover_env_steps(100_000), 70_000);
+        assert_eq!(Collector::handover_env_steps(800), 560);
+    }
+
+    #[test]
+    fn a_handover_job_trains_to_the_handover_then_resumes_with_the_second_planner() {
+        let collectors = vec!["cem".parse().unwrap(), "cem-then-grad-mpc".parse().unwrap()];
+        let p =
+            Protocol::new(Table::One, Scale::State, vec!["cheetah-run".into()], vec![2], collectors, vec![])
+                .unwrap();
+        let jobs = p.jobs();
+        let (plain, handover) = (&jobs[0], &jobs[1]);
+        assert_eq!(handover.id, "t1-cheetah-run-cem-then-grad-mpc-s2");
+        assert_eq!(handover.run_dir, PathBuf::from("table1/cheetah-run/cem-then-grad-mpc/seed2"));
+        assert_eq!(handover.total_env_steps, 50_000);
+        assert!(plain.handover.is_none());
+        let h = handover.handover.as_ref().unwrap();
+        assert_eq!((h.at_env_steps, h.planner), (35_000, BenchPlanner::GRAD_MPC));
+        // Until the handover the run is the CEM run with a shorter budget.
+        let first = RunConfig::resolve(&handover.preset, None, &handover.overrides).unwrap();
+        let cem = RunConfig::resolve(&plain.preset, None, &plain.overrides).unwrap();
+        assert_eq!(first.train.total_env_steps, 35_000);
+        let mut shorter = cem.clone();
+        shorter.train.total_env_steps = 35_000;
+        assert_eq!(first.to_toml().unwrap(), shorter.to_toml().unwrap());
+        // After it: robust Grad-MPC at its I 2, to the budget; everything else unchanged.
+        let after = h.config(&first, handover.total_env_steps).unwrap();
+        assert_eq!(after.train.total_env_steps, 50_000);
+        assert_eq!(after.planner.kind, PlannerKind::GradMpc);
+        assert_eq!(after.planner.flavour, GradMpcFlavour::Robust);
+        assert_eq!(after.planner.iterations, Some(2));
+        assert_eq!(after.planner.horizon, cem.planner.horizon);
+        assert_eq!((after.model.clone(), after.seed), (cem.model.clone(), cem.seed));
+        // Handing over to CEM gives it the preset's training I, as a CEM-trained run has.
+        let back: Collector = "grad-mpc-then-cem".parse().unwrap();
+        let p =
+            Protocol::new(Table::One, Scale::State, vec!["cheetah-run".into()], vec![0], vec![back], vec![])
+                .unwrap();
+        let job = &p.jobs()[0];
+        let first = RunConfig::resolve(&job.preset, None, &job.overrides).unwrap();
+        let after = job.handover.as_ref().unwrap().config(&first, job.total_env_steps).unwrap();
+        assert_eq!(
+            (after.planner.kind, after.planner.iterations),
+            (PlannerKind::Cem, cem.planner.iterations)
+        );
+        // A handover is refused where the table refuses either of its planners.
+        let mixed: Collector = "policy-then-policy-grad-mpc".parse().unwrap();
+        let err = Protocol::new(Table::One, Scale::Debug, vec![], vec![], vec![mixed], vec![]).unwrap_err();
+        assert!(err.to_string().contains("--table 2"), "{err}");
+        let twice = vec![mixed, mixed];
+        let err = Protocol::new(Table::Two, Scale::Debug, vec![], vec![], twice, vec![]).unwrap_err();
+        assert!(err.to_string().contains("policy-then-policy-grad-mpc is listed twice"), "{err}");
+    }
+
+    #[test]
     fn wrong_planners_for_a_table_are_refused() {
-        let err = Protocol::new(Table::Two, Scale::Debug, vec![], vec![], vec![BenchPlanner::CEM], vec![]);
+        let err =
+            Protocol::new(Table::Two, Scale::Debug, vec![], vec![], vec![BenchPlanner::CEM.into()], vec![]);
         assert!(err.unwrap_err().to_string().contains("Table 2"));
         let err = Protocol::new(Table::One, Scale::Debug, vec![], vec![], vec![], vec![BenchPlanner::POLICY]);
         assert!(err.unwrap_err().to_string().contains("--table 2"));

@@ -2,7 +2,7 @@
 //! the tables and plots made from a directory of them.
 
 use crate::paper;
-use crate::protocol::{BenchPlanner, Job, Protocol, Scale, Table};
+use crate::protocol::{BenchPlanner, Collector, Job, Protocol, Scale, Table};
 use crate::{write_atomic, Error, Result};
 use gradplan_report::{Band, Figure, LineStyle, Point, Series};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,8 @@ pub const HARNESS_DIR: &str = "harness";
 pub struct EvalRecord {
     pub job: String,
     pub task: String,
-    pub trained_with: BenchPlanner,
+    /// Who collected the model's data (`cem`, `cem-then-grad-mpc`).
+    pub trained_with: Collector,
     pub planner: BenchPlanner,
     /// Optimisation iterations I the planner ran with.
     #[serde(default)]
@@ -236,7 +237,7 @@ impl Collected {
     }
 
     /// Records of `task`, trained with `trained`, evaluated with `planner`, one per seed.
-    pub fn cell(&self, task: &str, trained: BenchPlanner, planner: BenchPlanner) -> Vec<&EvalRecord> {
+    pub fn cell(&self, task: &str, trained: Collector, planner: BenchPlanner) -> Vec<&EvalRecord> {
         self.evals
             .iter()
             .filter(|r| r.task == task && r.trained_with == trained && r.planner == planner)
@@ -310,14 +311,6 @@ fn published(p: Option<paper::Published>) -> String {
 
 /// How a model's training is named: the planner it collected with, or Dreamer for the
 /// actor-trained runs.
-fn trained_title(p: BenchPlanner) -> &'static str {
-    if p.kind().uses_policy() {
-        "Dreamer"
-    } else {
-        p.title()
-    }
-}
-
 /// Where the results came from, for the header of `results.md`.
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
@@ -389,7 +382,7 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
             // that trains only with the robust flavour shows that one, named in the header.
             let grad = [BenchPlanner::GRAD_MPC_PAPER, BenchPlanner::GRAD_MPC]
                 .into_iter()
-                .find(|p| protocol.train_planners.contains(p))
+                .find(|&p| protocol.train_planners.contains(&p.into()))
                 .unwrap_or(BenchPlanner::GRAD_MPC_PAPER);
             let flavour = if grad == BenchPlanner::GRAD_MPC { " (ours: robust)" } else { " (ours)" };
             let _ = writeln!(
@@ -398,8 +391,8 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
             );
             let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
             for task in &protocol.tasks {
-                let ours_cem = Summary::of(&c.cell(task, BenchPlanner::CEM, BenchPlanner::CEM));
-                let ours_grad = Summary::of(&c.cell(task, grad, grad));
+                let ours_cem = Summary::of(&c.cell(task, BenchPlanner::CEM.into(), BenchPlanner::CEM));
+                let ours_grad = Summary::of(&c.cell(task, grad.into(), grad));
                 let pubs: Vec<String> =
                     paper::TABLE1_METHODS.iter().map(|m| published(paper::table1(task, m))).collect();
                 let n = [ours_cem, ours_grad].iter().flatten().map(|s| s.n).max().unwrap_or(0);
@@ -425,7 +418,7 @@ pub fn results_md(protocol: &Protocol, jobs: &[Job], c: &Collected, prov: &Prove
             for task in &protocol.tasks {
                 let ours: Vec<Option<Summary>> = [BenchPlanner::POLICY, BenchPlanner::POLICY_GRAD_MPC]
                     .iter()
-                    .map(|p| Summary::of(&c.cell(task, BenchPlanner::POLICY, *p)))
+                    .map(|p| Summary::of(&c.cell(task, BenchPlanner::POLICY.into(), *p)))
                     .collect();
                 let pubs: Vec<String> =
                     paper::TABLE2_METHODS.iter().map(|m| published(paper::table2(task, m))).collect();
@@ -482,7 +475,7 @@ fn planner_matrix(s: &mut String, protocol: &Protocol, c: &Collected) {
                     }
                 })
                 .collect();
-            let _ = writeln!(s, "| {task} | {} | {} |", trained_title(trained), cells.join(" | "));
+            let _ = writeln!(s, "| {task} | {} | {} |", trained.title(), cells.join(" | "));
         }
     }
     let _ = writeln!(s, "\n(ms): mean planning time per decision on the evaluation device.");
@@ -515,7 +508,7 @@ fn paired_section(s: &mut String, protocol: &Protocol, c: &Collected) {
                     });
                     rows.push(format!(
                         "| {task} | {} | {} | {:+.1} | {ci} | {} / {} of {} | {} / {} / {} |",
-                        trained_title(trained),
+                        trained.title(),
                         p.title(),
                         d.mean_diff,
                         d.models_ahead,
@@ -650,7 +643,7 @@ pub fn plot_tasks(out: &Path, protocol: &Protocol, jobs: &[Job]) -> Result<Vec<P
             let seeds = curves.iter().filter(|c| !c.is_empty()).count();
             let (points, band) = mean_band(&curves);
             series.push(Series {
-                label: format!("{} ({seeds} seeds)", trained_title(planner)),
+                label: format!("{} ({seeds} seeds)", planner.title()),
                 points,
                 band,
                 style: LineStyle::Solid,
@@ -689,11 +682,12 @@ mod tests {
 
     fn record(
         task: &str,
-        trained: BenchPlanner,
+        trained: impl Into<Collector>,
         planner: BenchPlanner,
         seed: u64,
         returns: Vec<f64>,
     ) -> EvalRecord {
+        let trained = trained.into();
         EvalRecord {
             job: format!("t1-{task}-{trained}-s{seed}"),
             task: task.into(),
@@ -763,7 +757,7 @@ mod tests {
             Scale::State,
             vec!["cartpole-swingup".into()],
             vec![0],
-            vec![BenchPlanner::CEM, BenchPlanner::GRAD_MPC],
+            vec![BenchPlanner::CEM.into(), BenchPlanner::GRAD_MPC.into()],
             vec![BenchPlanner::GRAD_MPC],
         )
         .unwrap();
@@ -851,9 +845,15 @@ mod tests {
         assert!(Paired::of(&[&refs[2]], &[&ours[3]]).is_none());
 
         // results.md: one row per (task, trained with, planner other than CEM) that pairs.
-        let protocol =
-            Protocol::new(Table::One, Scale::State, vec![t.into()], vec![0, 1], vec![cem], vec![cem, grad])
-                .unwrap();
+        let protocol = Protocol::new(
+            Table::One,
+            Scale::State,
+            vec![t.into()],
+            vec![0, 1],
+            vec![cem.into()],
+            vec![cem, grad],
+        )
+        .unwrap();
         let c =
             Collected { evals: refs[..2].iter().chain(&ours[..2]).cloned().collect(), done: BTreeMap::new() };
         let md = results_md(&protocol, &protocol.jobs(), &c, &Provenance::default());
@@ -872,7 +872,7 @@ mod tests {
             Scale::State,
             vec![t.into()],
             vec![0, 1],
-            vec![cem, grad],
+            vec![cem.into(), grad.into()],
             vec![cem, grad],
         )
         .unwrap();

@@ -13,9 +13,9 @@ use gradplan_backend::DeviceSpec;
 use gradplan_config::{EnvBackend, EnvConfig, ObsKind, RunConfig};
 use gradplan_harness::results::{self, Collected, EvalRecord, JobDone, Provenance};
 use gradplan_harness::slurm::{self, SlurmOptions};
-use gradplan_harness::{claim_dir, BenchPlanner, Job, JobLock, Protocol, Scale, Table};
+use gradplan_harness::{claim_dir, BenchPlanner, Collector, Job, JobLock, Protocol, Scale, Table};
 use gradplan_train::checkpoint;
-use gradplan_train::{EvalOptions, RunOptions, Trainer};
+use gradplan_train::{EvalOptions, ResumeOptions, RunOptions, Trainer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,9 +39,10 @@ pub struct DmcArgs {
     seeds: Vec<u64>,
     /// Planners the models are trained with (default: grad-mpc-paper,cem for Table 1;
     /// policy for Table 2). Names: cem, grad-mpc (the robust flavour), grad-mpc-paper
-    /// (Algorithm 1), mppi, grad-cem, random-shooting, policy, policy-grad-mpc.
+    /// (Algorithm 1), mppi, grad-cem, random-shooting, policy, policy-grad-mpc; `A-then-B`
+    /// (e.g. cem-then-grad-mpc): A collects the first 70% of the budget, B the rest.
     #[arg(long, value_delimiter = ',')]
-    planners: Vec<BenchPlanner>,
+    planners: Vec<Collector>,
     /// Planners every final model is evaluated with (default for Table 1: cem, grad-mpc,
     /// grad-mpc-paper, mppi, grad-cem, random-shooting; for Table 2: policy,
     /// policy-grad-mpc).
@@ -381,17 +382,29 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let _lock = JobLock::acquire(&run_dir)?;
     let cfg = RunConfig::resolve(&job.preset, None, &job.overrides)?;
+    // A handover run's configuration after the handover: what the resume below writes.
+    let handed = job.handover.as_ref().map(|h| h.config(&cfg, job.total_env_steps)).transpose()?;
     let trained = match checkpoint::latest(&run_dir)? {
         Some(dir) => checkpoint::read_counters(&dir)?.env_steps,
         None => 0,
     };
     if trained < job.total_env_steps {
-        let mut trainer = if run_dir.join(gradplan_train::trainer::CONFIG_FILE).exists() {
+        // Device and threads may change between invocations; nothing else may.
+        let this_invocation = ResumeOptions {
+            device: Some(cfg.device.clone()),
+            threads: Some(cfg.threads),
+            ..Default::default()
+        };
+        let (mut trainer, handed_over) = if run_dir.join(gradplan_train::trainer::CONFIG_FILE).exists() {
             let mut existing = gradplan_train::read_run_config(&run_dir)?;
-            // Device and threads may change between invocations; nothing else may.
             existing.device = cfg.device.clone();
             existing.threads = cfg.threads;
-            if existing.to_toml()? != cfg.to_toml()? {
+            let existing = existing.to_toml()?;
+            let handed_over = match &handed {
+                Some(after) => after.to_toml()? == existing,
+                None => false,
+            };
+            if !handed_over && existing != cfg.to_toml()? {
                 bail!(
                     "{} holds a run with other settings than job {}; move it away or use another --out",
                     run_dir.display(),
@@ -399,12 +412,40 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
                 );
             }
             println!("{}: resuming at {trained} env steps", job.id);
-            Trainer::resume(&run_dir)?
+            (Trainer::resume_with(&run_dir, &this_invocation)?, handed_over)
         } else {
-            println!("{}: training {} with {} (seed {})", job.id, job.task, job.trained_with, job.seed);
-            Trainer::create(cfg.clone(), &run_dir)?
+            println!(
+                "{}: training {} with {} (seed {})",
+                job.id,
+                job.task,
+                job.trained_with.first(),
+                job.seed
+            );
+            (Trainer::create(cfg.clone(), &run_dir)?, false)
         };
         trainer.run(&RunOptions { stop_after_episodes: None, verbose: true })?;
+        if let (Some(h), false) = (&job.handover, handed_over) {
+            drop(trainer); // releases the run's lock for the resume
+            let at = match checkpoint::latest(&run_dir)? {
+                Some(dir) => checkpoint::read_counters(&dir)?.env_steps,
+                None => 0,
+            };
+            println!(
+                "{}: {} hands over to {} at {at} env steps (the first episode end from {})",
+                job.id,
+                job.trained_with.first(),
+                h.planner,
+                h.at_env_steps
+            );
+            let opts = ResumeOptions {
+                total_env_steps: Some(job.total_env_steps),
+                planner: Some(h.planner.kind()),
+                planner_overrides: h.settings.clone(),
+                ..this_invocation
+            };
+            Trainer::resume_with(&run_dir, &opts)?
+                .run(&RunOptions { stop_after_episodes: None, verbose: true })?;
+        }
     }
     for &planner in &job.eval_planners {
         if results::read_eval(&run_dir, planner)?.is_some() {
