@@ -203,7 +203,8 @@ fn slurm_array_lists_one_runnable_command_per_job() {
 }
 
 /// `cem-then-grad-mpc`: CEM collects to the handover, robust Grad-MPC the rest. The harness
-/// is killed once the job has handed over and its second invocation finishes the same run.
+/// is killed as the job hands over and again after the switch; a third invocation finishes
+/// the same run.
 #[test]
 fn a_handover_collector_switches_planner_once_and_survives_a_kill_there() {
     let tmp = tempfile::tempdir().unwrap();
@@ -221,31 +222,53 @@ fn a_handover_collector_switches_planner_once_and_survives_a_kill_there() {
     let run_dir = out.join("table1/cartpole-swingup/cem-then-grad-mpc/seed0");
     let log = out.join("logs").join(format!("{job}.log"));
 
-    let mut child =
-        gradplan().args(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(900);
-    // Debug episodes are 200 env steps: CEM collects three, to 600.
-    let handover = "cem hands over to grad-mpc at 600 env steps (the first episode end from 560)";
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains(handover) {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "the harness ended before the handover: {status}\n{}",
-                std::fs::read_to_string(&log).unwrap()
-            );
+    // Starts the harness in its own process group and kills the group once `ready` holds.
+    let kill_when = |ready: &dyn Fn() -> bool, what: &str| {
+        let mut child = gradplan()
+            .args(&args)
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while !ready() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the harness ended before {what}: {status}\n{}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
+            }
+            assert!(Instant::now() < deadline, "no {what} in 15 minutes");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(Instant::now() < deadline, "no handover in 15 minutes");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let killed = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
-    assert!(killed.success());
-    child.wait().unwrap();
-    wait_for_group_exit(child.id());
-    assert!(!done(&out, "table1/cartpole-swingup/cem-then-grad-mpc/seed0").exists(), "killed too late");
+        let killed =
+            Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
+        assert!(killed.success());
+        child.wait().unwrap();
+        wait_for_group_exit(child.id());
+        assert!(!run_dir.join("harness/done.json").exists(), "killed too late: after {what}");
+    };
+    // 1. Killed as it hands over: CEM's checkpoint is at the handover (debug episodes are
+    //    200 env steps, so CEM collects three, to 600); the resume may not have begun.
+    let handover = "cem hands over to grad-mpc at 600 env steps (the first episode end from 560)";
+    kill_when(&|| std::fs::read_to_string(&log).unwrap_or_default().contains(handover), "the handover");
+    // 2. Killed once config.toml names the second planner, before its episode is done: the
+    //    next invocation resumes the run as handed over.
+    let config = run_dir.join("config.toml");
+    let switched = || std::fs::read_to_string(&config).unwrap_or_default().contains("kind = \"grad-mpc\"");
+    kill_when(&switched, "the switch");
+    let before = std::fs::read_to_string(&log).unwrap().len();
 
     let second = run(&args);
     let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
     assert!(second.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&second.stderr));
     assert!(stdout.contains("1 jobs, 0 complete, 1 to run"), "{stdout}");
+    let last = std::fs::read_to_string(&log).unwrap()[before..].to_owned();
+    assert!(
+        last.contains(&format!("{job}: resuming at 600 env steps")) && !last.contains("hands over"),
+        "{last}"
+    );
     // The finished run: the budget and the second planner in config.toml, one row per
     // episode in metrics.csv across both planners.
     let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();

@@ -370,6 +370,14 @@ fn dies_with(pid: &std::ffi::OsStr) -> Result<()> {
     Ok(())
 }
 
+/// Env steps of the run's last checkpoint (0 without one).
+fn trained_env_steps(run_dir: &Path) -> Result<usize> {
+    Ok(match checkpoint::latest(run_dir)? {
+        Some(dir) => checkpoint::read_counters(&dir)?.env_steps,
+        None => 0,
+    })
+}
+
 /// One job, in this process: train (or resume) to the budget, evaluate with every planner,
 /// write the run's report, mark the job done.
 fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Result<()> {
@@ -384,10 +392,7 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
     let cfg = RunConfig::resolve(&job.preset, None, &job.overrides)?;
     // A handover run's configuration after the handover: what the resume below writes.
     let handed = job.handover.as_ref().map(|h| h.config(&cfg, job.total_env_steps)).transpose()?;
-    let trained = match checkpoint::latest(&run_dir)? {
-        Some(dir) => checkpoint::read_counters(&dir)?.env_steps,
-        None => 0,
-    };
+    let trained = trained_env_steps(&run_dir)?;
     if trained < job.total_env_steps {
         // Device and threads may change between invocations; nothing else may.
         let this_invocation = ResumeOptions {
@@ -395,7 +400,9 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
             threads: Some(cfg.threads),
             ..Default::default()
         };
-        let (mut trainer, handed_over) = if run_dir.join(gradplan_train::trainer::CONFIG_FILE).exists() {
+        let exists = run_dir.join(gradplan_train::trainer::CONFIG_FILE).exists();
+        // Whether the run holds the configuration after its handover rather than the job's.
+        let handed_over = if exists {
             let mut existing = gradplan_train::read_run_config(&run_dir)?;
             existing.device = cfg.device.clone();
             existing.threads = cfg.threads;
@@ -411,30 +418,31 @@ fn run_job(out: &Path, job: &Job, protocol: &Protocol, no_report: bool) -> Resul
                     job.id
                 );
             }
-            println!("{}: resuming at {trained} env steps", job.id);
-            (Trainer::resume_with(&run_dir, &this_invocation)?, handed_over)
+            handed_over
         } else {
-            println!(
-                "{}: training {} with {} (seed {})",
-                job.id,
-                job.task,
-                job.trained_with.first(),
-                job.seed
-            );
-            (Trainer::create(cfg.clone(), &run_dir)?, false)
+            false
         };
-        trainer.run(&RunOptions { stop_after_episodes: None, verbose: true })?;
-        if let (Some(h), false) = (&job.handover, handed_over) {
-            drop(trainer); // releases the run's lock for the resume
-            let at = match checkpoint::latest(&run_dir)? {
-                Some(dir) => checkpoint::read_counters(&dir)?.env_steps,
-                None => 0,
+        // A run killed between its handover's checkpoint and the resume has nothing left
+        // to do under its first planner.
+        let first_done = job.handover.as_ref().is_some_and(|h| trained >= h.at_env_steps);
+        if handed_over || !first_done {
+            let mut trainer = if exists {
+                println!("{}: resuming at {trained} env steps", job.id);
+                Trainer::resume_with(&run_dir, &this_invocation)?
+            } else {
+                let first = job.trained_with.first();
+                println!("{}: training {} with {first} (seed {})", job.id, job.task, job.seed);
+                Trainer::create(cfg.clone(), &run_dir)?
             };
+            trainer.run(&RunOptions { stop_after_episodes: None, verbose: true })?;
+        } // the trainer and its run lock are gone before the resume below
+        if let (Some(h), false) = (&job.handover, handed_over) {
             println!(
-                "{}: {} hands over to {} at {at} env steps (the first episode end from {})",
+                "{}: {} hands over to {} at {} env steps (the first episode end from {})",
                 job.id,
                 job.trained_with.first(),
                 h.planner,
+                trained_env_steps(&run_dir)?,
                 h.at_env_steps
             );
             let opts = ResumeOptions {
