@@ -286,7 +286,7 @@ fn a_handover_collector_switches_planner_once_and_survives_a_kill_there() {
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(rows.iter().all(|r| r.split(',').nth(3) == Some("cem-then-grad-mpc")), "{csv}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("| cartpole-swingup | CEM, then Grad-MPC robust | "), "{md}");
+    assert!(md.contains("| cartpole-swingup | CEM, then Grad-MPC robust (last 30%) | "), "{md}");
     let third = run(&args);
     assert!(String::from_utf8_lossy(&third.stdout).contains("1 jobs, 1 complete, 0 to run"));
 }

@@ -249,10 +249,15 @@ impl Collector {
     }
 
     /// The row title in `results.md`: Dreamer for a run of the actor alone, else the
-    /// planners' titles (`CEM, then Grad-MPC robust`).
+    /// planners' titles (`CEM, then Grad-MPC robust (last 30%)`).
     pub fn title(self) -> String {
         match self.then {
-            Some(then) => format!("{}, then {}", self.first.title(), then.title()),
+            Some(then) => format!(
+                "{}, then {} (last {}%)",
+                self.first.title(),
+                then.title(),
+                100 * HANDOVER_SHARE.0 / HANDOVER_SHARE.1
+            ),
             None if self.first.kind().uses_policy() => "Dreamer".to_owned(),
             None => self.first.title().to_owned(),
         }
@@ -808,7 +813,7 @@ mod tests {
         let c: Collector = "cem-then-grad-mpc".parse().unwrap();
         assert_eq!((c.first(), c.then()), (BenchPlanner::CEM, Some(BenchPlanner::GRAD_MPC)));
         assert_eq!(c.name(), "cem-then-grad-mpc");
-        assert_eq!(c.title(), "CEM, then Grad-MPC robust");
+        assert_eq!(c.title(), "CEM, then Grad-MPC robust (last 30%)");
         assert_eq!(serde_json::to_string(&c).unwrap(), "\"cem-then-grad-mpc\"");
         assert_eq!(serde_json::from_str::<Collector>("\"cem-then-grad-mpc\"").unwrap(), c);
         let plain: Collector = "grad-mpc-paper".parse().unwrap();
