@@ -868,6 +868,50 @@ impl RunConfig {
         Ok(toml::to_string_pretty(self)?)
     }
 
+    /// This run's configuration for the episodes a resume adds: a new budget and another
+    /// collecting planner (`kind` and `planner.KEY=VALUE` overrides resolved by
+    /// [`PlannerConfig::overridden`], as `gradplan eval` resolves them: I follows the new kind
+    /// and Grad-MPC's flavour unless set), validated. `gradplan resume` writes it, and the
+    /// harness expects it after a handover. A run's agent is fixed when it is created: a
+    /// planner that needs Dreamer's actor cannot take over a run without one, nor the other
+    /// way round.
+    pub fn continued(
+        &self,
+        total_env_steps: Option<usize>,
+        kind: Option<PlannerKind>,
+        overrides: &[String],
+    ) -> Result<RunConfig> {
+        let mut cfg = self.clone();
+        if let Some(budget) = total_env_steps {
+            cfg.train.total_env_steps = budget;
+        }
+        if kind.is_some() || !overrides.is_empty() {
+            let planner = self.planner.overridden(kind, overrides)?;
+            let (run, new) = (self.planner.kind, planner.kind);
+            if new.uses_policy() != run.uses_policy() {
+                let agent = |k: PlannerKind| {
+                    if k.uses_policy() {
+                        "a Dreamer agent (actor and value)"
+                    } else {
+                        "a world model alone"
+                    }
+                };
+                return Err(invalid(
+                    "planner.kind",
+                    &format!(
+                        "`{new}` cannot collect for this run: the run trains {}, `{new}` needs {}. A run's agent is \
+                         fixed when it is created; start a new run with `gradplan train --planner {new}`",
+                        agent(run),
+                        agent(new)
+                    ),
+                ));
+            }
+            cfg.planner = planner;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.env.validate()?;
         self.model.validate()?;
@@ -996,6 +1040,24 @@ mod tests {
         let mut old = toml::Value::try_from(RunConfig::default()).unwrap();
         old.as_table_mut().unwrap().remove("dreamer");
         assert!(RunConfig::from_toml(&toml::to_string(&old).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_continued_run_changes_only_its_budget_and_planner_and_keeps_its_agent() {
+        let run = RunConfig::resolve("debug", None, &[]).unwrap();
+        assert_eq!(run.continued(None, None, &[]).unwrap().to_toml().unwrap(), run.to_toml().unwrap());
+        let next = run.continued(Some(5000), Some(PlannerKind::GradMpc), &[]).unwrap();
+        assert_eq!(next.train.total_env_steps, 5000);
+        assert_eq!(next.planner, run.planner.overridden(Some(PlannerKind::GradMpc), &[]).unwrap());
+        let mut back = next.clone();
+        (back.train.total_env_steps, back.planner) = (run.train.total_env_steps, run.planner.clone());
+        assert_eq!(back.to_toml().unwrap(), run.to_toml().unwrap(), "nothing else changes");
+        let err = run.continued(None, Some(PlannerKind::Policy), &[]).unwrap_err().to_string();
+        assert!(err.contains("planner.kind") && err.contains("a Dreamer agent"), "{err}");
+        let dreamer = RunConfig::resolve("debug", None, &["planner.kind=\"policy\"".into()]).unwrap();
+        let err = dreamer.continued(None, Some(PlannerKind::Cem), &[]).unwrap_err().to_string();
+        assert!(err.contains("a world model alone"), "{err}");
+        assert!(run.continued(Some(0), None, &[]).is_err(), "the budget is validated");
     }
 
     #[test]

@@ -659,16 +659,12 @@ pub struct Handover {
 
 impl Handover {
     /// The run's configuration after the handover, `first` being the one it was created
-    /// with: the budget `total_env_steps` and the second planner, resolved as `gradplan
-    /// resume --planner` resolves it ([`gradplan_config::PlannerConfig::overridden`]), so this is what the
-    /// resume writes.
+    /// with: the budget `total_env_steps` and the second planner, by the same
+    /// [`RunConfig::continued`] `gradplan resume --planner` writes.
     pub fn config(&self, first: &RunConfig, total_env_steps: usize) -> Result<RunConfig> {
-        let err = |e: gradplan_config::Error| Error::Usage(format!("handing over to {}: {e}", self.planner));
-        let mut cfg = first.clone();
-        cfg.train.total_env_steps = total_env_steps;
-        cfg.planner = first.planner.overridden(Some(self.planner.kind()), &self.settings).map_err(err)?;
-        cfg.validate().map_err(err)?;
-        Ok(cfg)
+        first
+            .continued(Some(total_env_steps), Some(self.planner.kind()), &self.settings)
+            .map_err(|e| Error::Usage(format!("handing over to {}: {e}", self.planner)))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::metrics::{MetricsCsv, Row};
 use crate::optim::Adam;
 use crate::{Error, Result};
 use gradplan_backend::DeviceSpec;
-use gradplan_config::{ObsKind, PlannerConfig, PlannerKind, RunConfig};
+use gradplan_config::{ObsKind, PlannerKind, RunConfig};
 use gradplan_dreamer::{Behavior, Optimizers};
 use gradplan_env::{decisions_per_episode, make_env, Env, ObsSpec};
 use gradplan_model::{ObsShape, SequenceBatch, WorldModel};
@@ -47,45 +47,12 @@ pub struct ResumeOptions {
     /// A new budget, `train.total_env_steps`: written to config.toml, since every later
     /// resume, eval and report of the run must see it.
     pub total_env_steps: Option<usize>,
-    /// Another planner collects the episodes from here on (`None` keeps the run's). Resolved
-    /// as `gradplan eval` resolves it ([`PlannerConfig::overridden`]: I follows the new kind
-    /// and Grad-MPC's flavour unless `planner_overrides` sets it) and written to config.toml.
-    /// A run's agent is fixed when it is created: a planner that needs Dreamer's actor
-    /// cannot take over a run without one, nor the other way round.
+    /// Another planner collects the episodes from here on (`None` keeps the run's), resolved
+    /// by [`RunConfig::continued`] (I follows the new kind and Grad-MPC's flavour unless
+    /// `planner_overrides` sets it; the run's agent is fixed) and written to config.toml.
     pub planner: Option<PlannerKind>,
     /// `planner.KEY=VALUE` settings for the episodes from here on, written to config.toml.
     pub planner_overrides: Vec<String>,
-}
-
-/// The planner section a resumed run collects with, when `opts` changes it; `None` when
-/// `opts` names no planner and no setting.
-fn switch_planner(run: &PlannerConfig, opts: &ResumeOptions) -> Result<Option<PlannerConfig>> {
-    if opts.planner.is_none() && opts.planner_overrides.is_empty() {
-        return Ok(None);
-    }
-    let planner = run.overridden(opts.planner, &opts.planner_overrides)?;
-    if planner.kind.uses_policy() != run.kind.uses_policy() {
-        let agent = |k: PlannerKind| {
-            if k.uses_policy() {
-                "a Dreamer agent (actor and value)"
-            } else {
-                "a world model alone"
-            }
-        };
-        return Err(Error::Config(gradplan_config::Error::Invalid {
-            key: "planner.kind".into(),
-            reason: format!(
-                "`{}` cannot collect for this run: the run trains {}, `{}` needs {}. A run's agent is fixed \
-                 when it is created; start a new run with `gradplan train --planner {}`",
-                planner.kind,
-                agent(run.kind),
-                planner.kind,
-                agent(planner.kind),
-                planner.kind
-            ),
-        }));
-    }
-    Ok(Some(planner))
 }
 
 /// Reads and validates the resolved configuration a run wrote into its directory.
@@ -288,19 +255,13 @@ impl Trainer {
             cfg.threads = threads;
         }
         let budget_changed = opts.total_env_steps.is_some_and(|b| b != cfg.train.total_env_steps);
-        if let Some(budget) = opts.total_env_steps {
-            cfg.train.total_env_steps = budget;
-        }
-        let switched = switch_planner(&cfg.planner, opts)?;
-        if let Some(planner) = &switched {
-            cfg.planner = planner.clone();
-        }
-        if opts.total_env_steps.is_some() || switched.is_some() {
-            cfg.validate()?;
+        let switched = opts.planner.is_some() || !opts.planner_overrides.is_empty();
+        if opts.total_env_steps.is_some() || switched {
+            cfg = cfg.continued(opts.total_env_steps, opts.planner, &opts.planner_overrides)?;
         }
         let ckpt = found.map(|f| f.dir);
         let mut trainer = Trainer::build(cfg, run_dir, ckpt.as_deref(), Some(lock))?;
-        if budget_changed || switched.is_some() {
+        if budget_changed || switched {
             // The budget and the collecting planner are the run's, not this invocation's:
             // config.toml keeps device and threads as they were and takes the new values.
             let mut stored = read_run_config(run_dir)?;
